@@ -1,0 +1,100 @@
+package hub_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidings/tidings/hub"
+)
+
+func TestNotifyWakesOnlyTheUsersWaiters(t *testing.T) {
+	h := hub.New()
+	bob, cancelBob := h.Subscribe(2)
+	defer cancelBob()
+	carol, cancelCarol := h.Subscribe(3)
+	defer cancelCarol()
+
+	h.Notify(2)
+	select {
+	case <-bob:
+	case <-time.After(time.Second):
+		t.Fatal("bob's waiter was not woken")
+	}
+	select {
+	case <-carol:
+		t.Fatal("carol's waiter was woken for bob's message")
+	default:
+	}
+}
+
+func TestSignalsCoalesceAndNeverBlockTheNotifier(t *testing.T) {
+	h := hub.New()
+	wake, cancel := h.Subscribe(1)
+	defer cancel()
+	// Nobody reads: a thousand notifications must not block.
+	for i := 0; i < 1000; i++ {
+		h.Notify(1)
+	}
+	<-wake
+	select {
+	case <-wake:
+		t.Fatal("coalesced signals were delivered twice")
+	default:
+	}
+}
+
+func TestCancelRemovesTheWaiter(t *testing.T) {
+	h := hub.New()
+	_, cancel := h.Subscribe(1)
+	_, cancel2 := h.Subscribe(1)
+	if got := h.WaitingFor(1); got != 2 {
+		t.Fatalf("WaitingFor = %d, want 2", got)
+	}
+	cancel()
+	cancel() // idempotent
+	if got := h.WaitingFor(1); got != 1 {
+		t.Fatalf("after cancel WaitingFor = %d, want 1", got)
+	}
+	cancel2()
+	if got := h.Waiting(); got != 0 {
+		t.Fatalf("Waiting = %d, want 0", got)
+	}
+}
+
+func TestConcurrentSubscribeNotify(t *testing.T) {
+	h := hub.New()
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(2)
+		go func(id int64) {
+			defer wg.Done()
+			for j := 0; j < 500; j++ {
+				_, cancel := h.Subscribe(id)
+				cancel()
+			}
+		}(int64(i))
+		go func(id int64) {
+			defer wg.Done()
+			for j := 0; j < 500; j++ {
+				h.Notify(id, id+1)
+			}
+		}(int64(i))
+	}
+	wg.Wait()
+	if got := h.Waiting(); got != 0 {
+		t.Fatalf("Waiting = %d after all cancelled", got)
+	}
+}
+
+func BenchmarkNotifyOneOf1000(b *testing.B) {
+	h := hub.New()
+	for i := int64(1); i <= 1000; i++ {
+		_, cancel := h.Subscribe(i)
+		defer cancel()
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		h.Notify(int64(i%1000) + 1)
+	}
+}

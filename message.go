@@ -1,0 +1,169 @@
+package tidings
+
+import (
+	"context"
+	"time"
+)
+
+// Processes: what happened.
+const (
+	ProcessAdd     = "add"
+	ProcessEdit    = "edit"
+	ProcessDelete  = "delete"
+	ProcessRemind  = "remind"
+	ProcessLogin   = "login"
+	ProcessLogout  = "logout"
+	ProcessMessage = "message"
+)
+
+// Modules of the groupware; published messages may name their own.
+const (
+	ModuleProject     = "project"
+	ModuleMember      = "member"
+	ModuleTodo        = "todo"
+	ModuleNote        = "note"
+	ModuleAppointment = "appointment"
+)
+
+// Kinds of messages a user can switch off in their settings.
+const (
+	KindRecords   = "records"   // add, edit, delete
+	KindPresence  = "presence"  // login, logout
+	KindReminders = "reminders" // remind
+	KindMessages  = "messages"  // published or user-written messages
+)
+
+// KindOf returns the settings kind a process belongs to.
+func KindOf(process string) string {
+	switch process {
+	case ProcessLogin, ProcessLogout:
+		return KindPresence
+	case ProcessRemind:
+		return KindReminders
+	case ProcessMessage:
+		return KindMessages
+	default:
+		return KindRecords
+	}
+}
+
+// ItemRef names the item a message is about.
+type ItemRef struct {
+	ID   int64  `json:"id,omitempty"`
+	Name string `json:"name"`
+	URL  string `json:"url,omitempty"`
+}
+
+// ProjectRef names a project.
+type ProjectRef struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+// Actor names who did something.
+type Actor struct {
+	ID    int64  `json:"id"`
+	Login string `json:"login"`
+	Name  string `json:"name"`
+}
+
+// Detail is one field of an item that an event set or changed, with values
+// readable by people (names, not ids; formatted dates).
+type Detail struct {
+	Field string  `json:"field"`
+	Label string  `json:"label"`
+	Old   *string `json:"old"`
+	New   *string `json:"new"`
+}
+
+// Event is something that happened, once; it becomes one Message per
+// recipient.
+type Event struct {
+	ID        int64
+	Process   string
+	Module    string
+	Item      *ItemRef
+	Project   *ProjectRef
+	Actor     *Actor
+	Text      string
+	Details   []Detail
+	Urgent    bool
+	CreatedAt time.Time
+}
+
+// Message is an event as delivered to one recipient.
+type Message struct {
+	ID         string      `json:"id"`
+	Event      int64       `json:"event"`
+	Process    string      `json:"process"`
+	Module     string      `json:"module"`
+	Item       *ItemRef    `json:"item"`
+	Project    *ProjectRef `json:"project"`
+	Actor      *Actor      `json:"actor"`
+	Text       string      `json:"text"`
+	Details    []Detail    `json:"details"`
+	Urgent     bool        `json:"urgent"`
+	CreatedAt  time.Time   `json:"created_at"`
+	ValidFrom  time.Time   `json:"valid_from"`
+	ValidUntil time.Time   `json:"valid_until"`
+
+	// Cursor is the message's position; ID is its string form.
+	Cursor Cursor `json:"-"`
+}
+
+// MessageBatch is one answer to a client: the messages after its cursor, the
+// cursor to continue from, and how many messages expired unseen.
+type MessageBatch struct {
+	Messages []*Message `json:"messages"`
+	Cursor   Cursor     `json:"cursor"`
+	Missed   int64      `json:"missed"`
+	More     bool       `json:"more,omitempty"`
+}
+
+// Publication is a message that a person or another application publishes.
+type Publication struct {
+	Recipients []string // logins
+	ProjectID  int64    // 0: none
+	Text       string
+	Module     string
+	Process    string
+	Item       *ItemRef
+	Urgent     bool
+	ValidFrom  time.Time     // zero: now
+	TTL        time.Duration // zero: the server's message TTL
+}
+
+// PublishResult says what a publication stored.
+type PublishResult struct {
+	Event      int64     `json:"event"`
+	Recipients int       `json:"recipients"`
+	ValidFrom  time.Time `json:"valid_from"`
+	ValidUntil time.Time `json:"valid_until"`
+}
+
+// MessageService stores and reads messages.
+type MessageService interface {
+	// FindMessages returns up to limit messages of userID that became
+	// deliverable after since and are still valid, oldest first. Without
+	// since it returns the messages deliverable now. ECURSOR for a cursor of
+	// another database or user, or one ahead of the sequence.
+	FindMessages(ctx context.Context, userID int64, since *Cursor, limit int) (*MessageBatch, error)
+
+	// PublishMessage stores a publication for its recipients. EINVALID for
+	// bad fields or, for admins and publish tokens, unknown logins;
+	// EFORBIDDEN for logins a plain user may not address; ENOTFOUND for a
+	// project the caller does not belong to.
+	PublishMessage(ctx context.Context, pub *Publication) (*PublishResult, error)
+}
+
+// Hub wakes clients waiting for a user's messages. It knows nothing of the
+// messages themselves: a woken client reads them from the MessageService.
+type Hub interface {
+	// Subscribe registers a waiter for userID. The channel receives a value
+	// (coalesced, never blocking the notifier) whenever messages for the
+	// user commit; cancel must be called once the waiter is done.
+	Subscribe(userID int64) (wake <-chan struct{}, cancel func())
+
+	// Notify wakes every waiter of the given users.
+	Notify(userIDs ...int64)
+}

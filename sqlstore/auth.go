@@ -1,0 +1,250 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tidings/tidings"
+)
+
+var _ tidings.AuthService = (*DB)(nil)
+
+// sessionTouchInterval is how stale a session's last use may get before it
+// is written again: a session is not a write per request.
+const sessionTouchInterval = time.Hour
+
+// TokenPrefix starts every API token, so that a leaked one is recognisable.
+const TokenPrefix = "tdg_"
+
+func newSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// HashSecret returns the stored form of a session or token secret. Secrets
+// are 256 random bits, so a fast hash is enough to make a stolen database
+// useless for logging in.
+func HashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+func badCredentials() error {
+	return tidings.Errorf(tidings.EUNAUTHORIZED, "Wrong login or password.")
+}
+
+// Login checks the password and opens a session.
+func (db *DB) Login(ctx context.Context, login, password string) (*tidings.User, *tidings.Session, error) {
+	var hash string
+	var u *tidings.User
+	err := errors.New("unknown login")
+	if tidings.ValidateLogin(login) == nil && len(password) <= 1024 {
+		var stmt *sql.Stmt
+		if stmt, err = db.rstmt(`SELECT password_hash, ` + userColumns + ` FROM users WHERE login = ?`); err != nil {
+			return nil, nil, err
+		}
+		row := stmt.QueryRowContext(ctx, login)
+		var created, updated int64
+		u = &tidings.User{}
+		err = row.Scan(&hash, &u.ID, &u.Login, &u.Name, &u.Email, &u.Role, &u.TimeZone, &u.Language, &created, &updated)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, db.translate(err)
+		}
+		u.CreatedAt, u.UpdatedAt = fromMS(created), fromMS(updated)
+	}
+	if err != nil {
+		checkPassword(dummyHash, password)
+		return nil, nil, badCredentials()
+	}
+	if !checkPassword(hash, password) {
+		return nil, nil, badCredentials()
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &tidings.Session{Secret: secret, Hash: HashSecret(secret), UserID: u.ID}
+	err = db.write(ctx, func(tx *Tx) error {
+		s.CreatedAt, s.LastUsedAt, s.ExpiresAt = tx.now, tx.now, tx.now.Add(tidings.SessionLifetime)
+		if _, err := tx.exec(`INSERT INTO sessions (hash, user_id, created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+			s.Hash, s.UserID, ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt)); err != nil {
+			return err
+		}
+		return tx.announcePresence(u, tidings.ProcessLogin)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, s, nil
+}
+
+// Logout ends a session.
+func (db *DB) Logout(ctx context.Context, sessionHash []byte) error {
+	return db.write(ctx, func(tx *Tx) error {
+		var userID int64
+		err := tx.queryRow(`DELETE FROM sessions WHERE hash = ? RETURNING user_id`, sessionHash).Scan(&userID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		u, err := scanUser(tx.queryRow(`SELECT `+userColumns+` FROM users WHERE id = ?`, userID))
+		if err != nil {
+			return err
+		}
+		return tx.announcePresence(u, tidings.ProcessLogout)
+	})
+}
+
+// announcePresence tells the people who share a project with u that u logged
+// in or out. Those who switched presence notices off are left out.
+func (tx *Tx) announcePresence(u *tidings.User, process string) error {
+	rows, err := tx.query(`SELECT DISTINCT b.user_id FROM members a JOIN members b ON b.project_id = a.project_id
+		WHERE a.user_id = ? AND b.user_id <> ? ORDER BY b.user_id`, u.ID, u.ID)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	verb := "logged in"
+	if process == tidings.ProcessLogout {
+		verb = "logged out"
+	}
+	ev := &tidings.Event{
+		Process: process,
+		Module:  "user",
+		Actor:   &tidings.Actor{ID: u.ID, Login: u.Login, Name: u.Name},
+		Text:    u.Name + " " + verb,
+	}
+	return tx.emit(ev, ids)
+}
+
+// AuthenticateSession returns the holder of a session secret and extends the
+// session, at most once per sessionTouchInterval.
+func (db *DB) AuthenticateSession(ctx context.Context, secret string) (*tidings.Auth, error) {
+	if secret == "" || len(secret) > 128 {
+		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The session has ended; log in again.")
+	}
+	hash := HashSecret(secret)
+	stmt, err := db.rstmt(`SELECT s.created_at, s.last_used_at, s.expires_at, u.id, u.login, u.name, u.email, u.role, u.time_zone, u.language, u.created_at, u.updated_at
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = ?`)
+	if err != nil {
+		return nil, err
+	}
+	var created, lastUsed, expires int64
+	var u tidings.User
+	var uc, uu int64
+	err = stmt.QueryRowContext(ctx, hash).Scan(&created, &lastUsed, &expires, &u.ID, &u.Login, &u.Name, &u.Email, &u.Role, &u.TimeZone, &u.Language, &uc, &uu)
+	now := db.Now()
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && expires <= ms(now)) {
+		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The session has ended; log in again.")
+	}
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	u.CreatedAt, u.UpdatedAt = fromMS(uc), fromMS(uu)
+	s := &tidings.Session{Hash: hash, UserID: u.ID, CreatedAt: fromMS(created), LastUsedAt: fromMS(lastUsed), ExpiresAt: fromMS(expires)}
+	if now.Sub(s.LastUsedAt) >= sessionTouchInterval {
+		err := db.write(ctx, func(tx *Tx) error {
+			s.LastUsedAt, s.ExpiresAt = tx.now, tx.now.Add(tidings.SessionLifetime)
+			_, err := tx.exec(`UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE hash = ?`, ms(s.LastUsedAt), ms(s.ExpiresAt), hash)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &tidings.Auth{User: &u, Session: s}, nil
+}
+
+// AuthenticateToken returns the holder of an API token.
+func (db *DB) AuthenticateToken(ctx context.Context, secret string) (*tidings.Auth, error) {
+	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 128 {
+		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The API token is not valid.")
+	}
+	stmt, err := db.rstmt(`SELECT t.id, t.name, t.scopes, t.created_at, u.id, u.login, u.name, u.email, u.role, u.time_zone, u.language, u.created_at, u.updated_at
+		FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?`)
+	if err != nil {
+		return nil, err
+	}
+	var t tidings.Token
+	var u tidings.User
+	var scopes string
+	var tc, uc, uu int64
+	err = stmt.QueryRowContext(ctx, HashSecret(secret)).Scan(&t.ID, &t.Name, &scopes, &tc, &u.ID, &u.Login, &u.Name, &u.Email, &u.Role, &u.TimeZone, &u.Language, &uc, &uu)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The API token is not valid.")
+	}
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	t.UserID, t.Scopes, t.CreatedAt = u.ID, strings.Fields(scopes), fromMS(tc)
+	u.CreatedAt, u.UpdatedAt = fromMS(uc), fromMS(uu)
+	return &tidings.Auth{User: &u, Token: &t}, nil
+}
+
+// CreateToken makes an API token for the caller, or for any user when the
+// context is the system's.
+func (db *DB) CreateToken(ctx context.Context, t *tidings.Token) error {
+	a := tidings.AuthFromContext(ctx)
+	switch {
+	case a == nil:
+		return tidings.Errorf(tidings.EUNAUTHORIZED, "Log in first.")
+	case a.System:
+	case a.User == nil || a.Token != nil:
+		return tidings.Errorf(tidings.EFORBIDDEN, "API tokens cannot create tokens; log in.")
+	default:
+		t.UserID = a.User.ID
+	}
+	t.Name = strings.TrimSpace(t.Name)
+	if t.Name == "" {
+		t.Name = "API token"
+	}
+	if utf8.RuneCountInString(t.Name) > 100 {
+		return tidings.Invalidf("name", "Name must have at most 100 characters.")
+	}
+	scopes, err := tidings.ValidateScopes(t.Scopes)
+	if err != nil {
+		return err
+	}
+	t.Scopes = scopes
+	secret, err := newSecret()
+	if err != nil {
+		return err
+	}
+	t.Secret = TokenPrefix + secret
+	return db.write(ctx, func(tx *Tx) error {
+		var exists int
+		if err := tx.queryRow(`SELECT COUNT(*) FROM users WHERE id = ?`, t.UserID).Scan(&exists); err != nil {
+			return err
+		}
+		if exists == 0 {
+			return tidings.Errorf(tidings.ENOTFOUND, "The user was not found.")
+		}
+		t.CreatedAt = tx.now
+		return tx.queryRow(`INSERT INTO tokens (user_id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+			t.UserID, t.Name, HashSecret(t.Secret), strings.Join(t.Scopes, " "), ms(tx.now)).Scan(&t.ID)
+	})
+}

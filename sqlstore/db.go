@@ -1,0 +1,590 @@
+// Package sqlstore keeps Tidings in SQLite: users, sessions, projects, items,
+// and the message engine — events, per-user numbered messages, messages that
+// are not due yet, and the janitor that removes expired ones.
+//
+// All writes go through one connection. Writes that arrive together share one
+// transaction (group commit), each in a savepoint of its own so that one
+// failing write does not undo the others; every caller is answered only after
+// the commit. Reads use a pool of connections.
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidings/tidings"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Notifier is told, after each commit, which users have new messages.
+type Notifier interface {
+	Notify(userIDs ...int64)
+}
+
+// Defaults of the settings a DB takes.
+const (
+	DefaultMessageTTL   = 2 * time.Minute
+	DefaultReminderLead = 15 * time.Minute
+	maxWriteBatch       = 256
+)
+
+// DB is the SQLite store. Set its fields before Open.
+type DB struct {
+	// Path is the SQLite file.
+	Path string
+
+	// Now is the clock; tests replace it to move time.
+	Now tidings.Clock
+
+	// Notifier is woken after commits that stored messages. May be nil.
+	Notifier Notifier
+
+	// MessageTTL is how long a message is valid after valid_from.
+	MessageTTL time.Duration
+
+	// ReminderLead is the default lead time of appointment reminders.
+	ReminderLead time.Duration
+
+	// Logger receives the store's log lines.
+	Logger *slog.Logger
+
+	writer *sql.DB
+	reader *sql.DB
+	epoch  uint64
+
+	wstmts stmtCache
+	rstmts stmtCache
+
+	mu     sync.RWMutex // guards closed against sends on jobs
+	closed bool
+	jobs   chan *job
+	done   chan struct{}
+
+	scheduled chan struct{} // wakes the scheduler when something was scheduled
+}
+
+// NewDB returns a store for the SQLite file at path.
+func NewDB(path string) *DB {
+	return &DB{
+		Path:         path,
+		Now:          time.Now,
+		MessageTTL:   DefaultMessageTTL,
+		ReminderLead: DefaultReminderLead,
+		Logger:       slog.Default(),
+		scheduled:    make(chan struct{}, 1),
+	}
+}
+
+// Open creates the file if needed, applies migrations and starts the writer.
+func (db *DB) Open() error {
+	if db.Path == "" {
+		return fmt.Errorf("sqlstore: no database path")
+	}
+	if dir := filepath.Dir(db.Path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	base := "file:" + db.Path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	var err error
+	if db.writer, err = sql.Open("sqlite", base+"&_txlock=immediate"); err != nil {
+		return err
+	}
+	db.writer.SetMaxOpenConns(1)
+	db.writer.SetMaxIdleConns(1)
+	db.writer.SetConnMaxLifetime(0)
+	db.writer.SetConnMaxIdleTime(0)
+	if err := db.writer.Ping(); err != nil {
+		db.writer.Close()
+		return fmt.Errorf("open %s: %w", db.Path, err)
+	}
+	if err := db.migrate(); err != nil {
+		db.writer.Close()
+		return err
+	}
+	if db.reader, err = sql.Open("sqlite", base+"&_pragma=query_only(1)"); err != nil {
+		db.writer.Close()
+		return err
+	}
+	readers := max(4, 2*runtime.GOMAXPROCS(0))
+	db.reader.SetMaxOpenConns(readers)
+	db.reader.SetMaxIdleConns(readers)
+	db.reader.SetConnMaxIdleTime(0)
+	db.wstmts.db, db.rstmts.db = db.writer, db.reader
+
+	db.jobs = make(chan *job, maxWriteBatch)
+	db.done = make(chan struct{})
+	go db.writeLoop()
+	return nil
+}
+
+// Close finishes the writes that were accepted, then closes the database.
+func (db *DB) Close() error {
+	if db.writer == nil {
+		return nil
+	}
+	db.mu.Lock()
+	already := db.closed
+	db.closed = true
+	if !already && db.jobs != nil {
+		close(db.jobs)
+	}
+	db.mu.Unlock()
+	if already {
+		return nil
+	}
+	if db.done != nil {
+		<-db.done
+	}
+	db.wstmts.close()
+	db.rstmts.close()
+	var errs []error
+	if db.reader != nil {
+		errs = append(errs, db.reader.Close())
+	}
+	errs = append(errs, db.writer.Close())
+	return errors.Join(errs...)
+}
+
+// Epoch returns the random number that identifies this database in cursors.
+func (db *DB) Epoch() uint64 { return db.epoch }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	return db.reader.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// migrate applies the embedded migrations that the database lacks, each in
+// its own transaction, and refuses a schema newer than this binary.
+func (db *DB) migrate() error {
+	ctx := context.Background()
+	if _, err := db.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	type migration struct {
+		version int
+		name    string
+	}
+	var list []migration
+	for _, name := range names {
+		base := filepath.Base(name)
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with its number", base)
+		}
+		list = append(list, migration{v, name})
+	}
+	latest := 0
+	if len(list) > 0 {
+		latest = list[len(list)-1].version
+	}
+	var current int
+	if err := db.writer.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > latest {
+		return fmt.Errorf("database %s has schema version %d, newer than this Tidings (%d): run a newer Tidings", db.Path, current, latest)
+	}
+	for _, m := range list {
+		if err := db.applyMigration(ctx, m.version, m.name); err != nil {
+			return err
+		}
+	}
+	return db.loadEpoch(ctx)
+}
+
+func (db *DB) applyMigration(ctx context.Context, version int, name string) error {
+	body, err := migrationFS.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// Checked inside the write transaction: another process may have
+	// migrated meanwhile.
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return fmt.Errorf("migration %s: %w", filepath.Base(name), err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, ms(time.Now())); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// loadEpoch reads the database's epoch, drawing it on first use.
+func (db *DB) loadEpoch(ctx context.Context) error {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	fresh := binary.BigEndian.Uint64(b[:]) | 1 // never zero
+	if _, err := db.writer.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('epoch', ?) ON CONFLICT (key) DO NOTHING`, strconv.FormatUint(fresh, 10)); err != nil {
+		return fmt.Errorf("store epoch: %w", err)
+	}
+	var s string
+	if err := db.writer.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'epoch'`).Scan(&s); err != nil {
+		return fmt.Errorf("read epoch: %w", err)
+	}
+	epoch, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("read epoch: %w", err)
+	}
+	db.epoch = epoch
+	return nil
+}
+
+// Tx is a write transaction shared by the jobs of one group commit. Each job
+// sees the same now.
+type Tx struct {
+	tx  *sql.Tx
+	db  *DB
+	ctx context.Context
+	now time.Time
+
+	notify    []int64
+	scheduled bool
+	batch     *batchStmts
+}
+
+// batchStmts holds the statements a batch had to prepare inside its
+// transaction: the writer's only connection is busy then, so the process-wide
+// cache cannot prepare them. They are prepared into the cache after the batch.
+type batchStmts struct {
+	local   map[string]*sql.Stmt
+	missing []string
+}
+
+func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
+	if s, ok := tx.db.wstmts.lookup(query); ok {
+		return tx.tx.StmtContext(tx.ctx, s), nil
+	}
+	if s, ok := tx.batch.local[query]; ok {
+		return s, nil
+	}
+	s, err := tx.tx.PrepareContext(tx.ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	if tx.batch.local == nil {
+		tx.batch.local = make(map[string]*sql.Stmt)
+	}
+	tx.batch.local[query] = s
+	tx.batch.missing = append(tx.batch.missing, query)
+	return s, nil
+}
+
+// exec runs a statement of the transaction, prepared once per process.
+func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
+	s, err := tx.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(tx.ctx, args...)
+}
+
+func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	s, err := tx.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(tx.ctx, args...)
+}
+
+func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
+	s, err := tx.stmt(query)
+	if err != nil {
+		return tx.tx.QueryRowContext(tx.ctx, query, args...) // reports the prepare error on Scan
+	}
+	return s.QueryRowContext(tx.ctx, args...)
+}
+
+// execDynamic runs a statement whose text varies (IN lists); it is not cached.
+func (tx *Tx) queryDynamic(query string, args ...any) (*sql.Rows, error) {
+	return tx.tx.QueryContext(tx.ctx, query, args...)
+}
+
+// wake records users to notify once the transaction commits.
+func (tx *Tx) wake(userIDs ...int64) { tx.notify = append(tx.notify, userIDs...) }
+
+// job is one write waiting for the writer.
+type job struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	err  error
+	done chan struct{}
+}
+
+// write runs fn in the writer's transaction and returns after the commit.
+// fn must not block on anything but the database: it runs on the single
+// writer, together with other callers' writes.
+func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
+	j := &job{ctx: ctx, fn: fn, done: make(chan struct{})}
+	db.mu.RLock()
+	if db.closed || db.jobs == nil {
+		db.mu.RUnlock()
+		return tidings.Errorf(tidings.EUNAVAILABLE, "The server is shutting down.")
+	}
+	db.jobs <- j
+	db.mu.RUnlock()
+	<-j.done // once accepted, a write runs to its end: a caller never guesses
+	return j.err
+}
+
+func (db *DB) writeLoop() {
+	defer close(db.done)
+	batch := make([]*job, 0, maxWriteBatch)
+	for first := range db.jobs {
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < maxWriteBatch {
+			select {
+			case j, ok := <-db.jobs:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, j)
+			default:
+				break gather
+			}
+		}
+		var stmts batchStmts
+		db.runBatch(batch, &stmts)
+		clear(batch)
+		for _, q := range stmts.missing { // the connection is free again
+			if _, err := db.wstmts.get(q); err != nil {
+				db.Logger.Warn("prepare statement", "err", err)
+			}
+		}
+	}
+}
+
+// runBatch commits the jobs of one batch in one transaction, each in a
+// savepoint, then wakes the users they stored messages for and answers them.
+func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
+	ctx := context.Background()
+	finish := func(err error) {
+		for _, j := range batch {
+			if j.err == nil {
+				j.err = err
+			}
+			close(j.done)
+		}
+	}
+	sqlTx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		finish(db.translate(fmt.Errorf("begin: %w", err)))
+		return
+	}
+	now := db.Now().UTC().Truncate(time.Millisecond)
+	single := len(batch) == 1
+	var notify []int64
+	scheduled := false
+	ran := 0
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			j.err = err
+			continue
+		}
+		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
+		if !single {
+			if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
+				sqlTx.Rollback()
+				finish(db.translate(err))
+				return
+			}
+		}
+		j.err = runJob(j.fn, tx)
+		if j.err != nil {
+			if single {
+				sqlTx.Rollback()
+				finish(nil)
+				return
+			}
+			if err := rollbackTo(ctx, sqlTx); err != nil {
+				sqlTx.Rollback()
+				finish(db.translate(err))
+				return
+			}
+			continue
+		}
+		if !single {
+			if _, err := sqlTx.ExecContext(ctx, "RELEASE job"); err != nil {
+				sqlTx.Rollback()
+				finish(db.translate(err))
+				return
+			}
+		}
+		ran++
+		notify = append(notify, tx.notify...)
+		scheduled = scheduled || tx.scheduled
+	}
+	if ran == 0 {
+		sqlTx.Rollback()
+		finish(nil)
+		return
+	}
+	if err := sqlTx.Commit(); err != nil {
+		for _, j := range batch {
+			if j.err == nil {
+				j.err = db.translate(fmt.Errorf("commit: %w", err))
+			}
+		}
+		finish(nil)
+		return
+	}
+	if len(notify) > 0 && db.Notifier != nil {
+		db.Notifier.Notify(notify...)
+	}
+	if scheduled {
+		select {
+		case db.scheduled <- struct{}{}:
+		default:
+		}
+	}
+	finish(nil)
+}
+
+func rollbackTo(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, "ROLLBACK TO job"); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "RELEASE job")
+	return err
+}
+
+func runJob(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			buf := make([]byte, 4096)
+			buf = buf[:runtime.Stack(buf, false)]
+			err = fmt.Errorf("panic in write: %v\n%s", r, buf)
+		}
+	}()
+	err = fn(tx)
+	if err != nil {
+		err = tx.db.translate(err)
+	}
+	return err
+}
+
+// translate turns driver errors into domain errors by their SQLite code.
+func (db *DB) translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return &tidings.Error{Code: tidings.ECONFLICT, Message: "This conflicts with something that is already stored."}
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_BUSY_SNAPSHOT:
+			return fmt.Errorf("%w: %w", errUnavailable, err)
+		}
+	}
+	return err
+}
+
+var errUnavailable = &tidings.Error{Code: tidings.EUNAVAILABLE, Message: "The database is busy; try again shortly."}
+
+// readTx runs fn in a read transaction, so that its queries see one snapshot.
+func (db *DB) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return db.translate(err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return db.translate(err)
+	}
+	return tx.Commit()
+}
+
+// rstmt returns a prepared statement of the reader pool.
+func (db *DB) rstmt(query string) (*sql.Stmt, error) { return db.rstmts.get(query) }
+
+// stmtCache prepares each statement once per pool.
+type stmtCache struct {
+	db *sql.DB
+	m  sync.Map // string → *sql.Stmt
+	mu sync.Mutex
+}
+
+func (c *stmtCache) lookup(query string) (*sql.Stmt, bool) {
+	if s, ok := c.m.Load(query); ok {
+		return s.(*sql.Stmt), true
+	}
+	return nil, false
+}
+
+func (c *stmtCache) get(query string) (*sql.Stmt, error) {
+	if s, ok := c.lookup(query); ok {
+		return s, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m.Load(query); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := c.db.Prepare(query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	c.m.Store(query, s)
+	return s, nil
+}
+
+func (c *stmtCache) close() {
+	c.m.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		c.m.Delete(k)
+		return true
+	})
+}
+
+// ms and fromMS convert times to and from the stored Unix milliseconds.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// placeholders returns "?, ?, …" with n marks.
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}

@@ -1,0 +1,528 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tidings/tidings"
+)
+
+var _ tidings.MessageService = (*DB)(nil)
+
+// insertEvent stores ev, valid until expiresAt, and sets its ID and time.
+func (tx *Tx) insertEvent(ev *tidings.Event, expiresAt time.Time) error {
+	var itemID, itemName, itemURL, projectID, projectName, actorID, actorLogin, actorName, details any
+	if ev.Item != nil {
+		itemName, itemURL = ev.Item.Name, nullString(ev.Item.URL)
+		if ev.Item.ID != 0 {
+			itemID = ev.Item.ID
+		}
+	}
+	if ev.Project != nil {
+		projectID, projectName = ev.Project.ID, ev.Project.Name
+	}
+	if ev.Actor != nil {
+		actorID, actorLogin, actorName = ev.Actor.ID, ev.Actor.Login, ev.Actor.Name
+	}
+	if len(ev.Details) > 0 {
+		b, err := json.Marshal(ev.Details)
+		if err != nil {
+			return err
+		}
+		details = string(b)
+	}
+	ev.CreatedAt = tx.now
+	return tx.queryRow(`INSERT INTO events (process, module, item_id, item_name, item_url, project_id, project_name,
+		actor_id, actor_login, actor_name, text, details, urgent, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		ev.Process, ev.Module, itemID, itemName, itemURL, projectID, projectName,
+		actorID, actorLogin, actorName, ev.Text, details, ev.Urgent, ms(ev.CreatedAt), ms(expiresAt),
+	).Scan(&ev.ID)
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// deliver numbers the event's message for each user and stores it. A user
+// who no longer exists is skipped.
+func (tx *Tx) deliver(eventID int64, userIDs []int64, validFrom, validUntil time.Time) error {
+	for _, id := range userIDs {
+		if err := tx.deliverOne(eventID, id, validFrom, validUntil, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliverOne gives userID's message the next number of their sequence. The
+// head row is locked by the update until the commit, so numbers commit in
+// order: nobody can read number 11 before number 10 is there.
+func (tx *Tx) deliverOne(eventID, userID int64, validFrom, validUntil time.Time, text string) error {
+	var seq int64
+	err := tx.queryRow(`UPDATE inboxes SET head = head + 1 WHERE user_id = ? RETURNING head`, userID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("number message: %w", err)
+	}
+	if _, err := tx.exec(`INSERT INTO messages (user_id, seq, event_id, valid_from, valid_until, text) VALUES (?, ?, ?, ?, ?, ?)`,
+		userID, seq, eventID, ms(validFrom), ms(validUntil), nullString(text)); err != nil {
+		return fmt.Errorf("store message: %w", err)
+	}
+	tx.wake(userID)
+	return nil
+}
+
+// wants reports whether userID's settings let a message of kind about
+// projectID (0: none) through.
+func (tx *Tx) wants(userID int64, kind string, projectID int64) (bool, error) {
+	var records, presence, reminders, messages, muted bool
+	err := tx.queryRow(`SELECT notify_records, notify_presence, notify_reminders, notify_messages,
+		EXISTS (SELECT 1 FROM muted_projects WHERE user_id = users.id AND project_id = ?)
+		FROM users WHERE id = ?`, projectID, userID).Scan(&records, &presence, &reminders, &messages, &muted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	s := tidings.Settings{Records: records, Presence: presence, Reminders: reminders, Messages: messages}
+	if muted {
+		s.MutedProjects = []int64{projectID}
+	}
+	return s.Wants(kind, projectID), nil
+}
+
+// emit stores an event of the groupware and delivers it now, for the message
+// TTL, to those of the candidates whose settings want it.
+func (tx *Tx) emit(ev *tidings.Event, candidates []int64) error {
+	return tx.emitPersonal(ev, candidates, nil)
+}
+
+const findMessagesQuery = `SELECT i.head, m.seq, m.event_id, m.valid_from, m.valid_until, COALESCE(m.text, e.text),
+	e.process, e.module, e.item_id, e.item_name, e.item_url, e.project_id, e.project_name,
+	e.actor_id, e.actor_login, e.actor_name, e.details, e.urgent, e.created_at
+FROM inboxes i
+LEFT JOIN messages m ON m.user_id = i.user_id AND m.seq > ? AND m.valid_until > ?
+LEFT JOIN events e ON e.id = m.event_id
+WHERE i.user_id = ?
+ORDER BY m.seq
+LIMIT ?`
+
+// FindMessages reads, in one statement and so from one snapshot, the user's
+// head and the valid messages after since. Messages are numbered without
+// gaps, so every number between since and the last one returned (or the head)
+// that is not returned expired unseen: that count is missed.
+func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
+	if limit <= 0 || limit > tidings.MaxBatch {
+		limit = tidings.MaxBatch
+	}
+	var after int64
+	if since != nil {
+		if since.Epoch != db.epoch || since.UserID != userID {
+			return nil, invalidCursor()
+		}
+		after = since.Seq
+	}
+	stmt, err := db.rstmt(findMessagesQuery)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := stmt.QueryContext(ctx, after, ms(db.Now()), userID, limit+1)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	defer rows.Close()
+
+	batch := &tidings.MessageBatch{Messages: []*tidings.Message{}}
+	head, found := int64(0), false
+	for rows.Next() {
+		found = true
+		var (
+			seq, eventID, itemID, projectID, actorID                   sql.NullInt64
+			validFrom, validUntil, createdAt                           sql.NullInt64
+			text, process, module, itemName, itemURL, projectName      sql.NullString
+			actorLogin, actorName, details                             sql.NullString
+			urgent                                                     sql.NullBool
+		)
+		if err := rows.Scan(&head, &seq, &eventID, &validFrom, &validUntil, &text,
+			&process, &module, &itemID, &itemName, &itemURL, &projectID, &projectName,
+			&actorID, &actorLogin, &actorName, &details, &urgent, &createdAt); err != nil {
+			return nil, err
+		}
+		if !seq.Valid {
+			break // the LEFT JOIN found no message
+		}
+		if len(batch.Messages) == limit {
+			batch.More = true
+			break
+		}
+		m := &tidings.Message{
+			Cursor:     tidings.Cursor{Epoch: db.epoch, UserID: userID, Seq: seq.Int64},
+			Event:      eventID.Int64,
+			Process:    process.String,
+			Module:     module.String,
+			Text:       text.String,
+			Urgent:     urgent.Bool,
+			CreatedAt:  fromMS(createdAt.Int64),
+			ValidFrom:  fromMS(validFrom.Int64),
+			ValidUntil: fromMS(validUntil.Int64),
+			Details:    []tidings.Detail{},
+		}
+		m.ID = m.Cursor.String()
+		if itemName.Valid {
+			m.Item = &tidings.ItemRef{ID: itemID.Int64, Name: itemName.String, URL: itemURL.String}
+		}
+		if projectID.Valid {
+			m.Project = &tidings.ProjectRef{ID: projectID.Int64, Name: projectName.String}
+		}
+		if actorID.Valid {
+			m.Actor = &tidings.Actor{ID: actorID.Int64, Login: actorLogin.String, Name: actorName.String}
+		}
+		if details.Valid {
+			if err := json.Unmarshal([]byte(details.String), &m.Details); err != nil {
+				return nil, fmt.Errorf("event %d details: %w", m.Event, err)
+			}
+		}
+		batch.Messages = append(batch.Messages, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.translate(err)
+	}
+	if !found {
+		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The user no longer exists.")
+	}
+	if after > head {
+		// Ahead of this database: it was restored from an older copy.
+		return nil, invalidCursor()
+	}
+	upTo := head
+	if n := len(batch.Messages); n > 0 && batch.More {
+		upTo = batch.Messages[n-1].Cursor.Seq
+	}
+	batch.Cursor = tidings.Cursor{Epoch: db.epoch, UserID: userID, Seq: upTo}
+	if since != nil {
+		batch.Missed = upTo - after - int64(len(batch.Messages))
+	}
+	return batch, nil
+}
+
+func invalidCursor() error {
+	return &tidings.Error{Code: tidings.ECURSOR, Field: "since", Message: "The cursor belongs to another database or user; start over without one."}
+}
+
+var modulePattern = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
+
+var processes = map[string]bool{
+	tidings.ProcessAdd: true, tidings.ProcessEdit: true, tidings.ProcessDelete: true,
+	tidings.ProcessRemind: true, tidings.ProcessLogin: true, tidings.ProcessLogout: true,
+	tidings.ProcessMessage: true,
+}
+
+const maxRecipients = 1000
+
+// validatePublication checks a publication's own fields and fills defaults.
+func (db *DB) validatePublication(pub *tidings.Publication, now time.Time) error {
+	pub.Text = strings.TrimSpace(pub.Text)
+	if pub.Text == "" {
+		return tidings.Invalidf("text", "Text is required.")
+	}
+	if utf8.RuneCountInString(pub.Text) > 2000 {
+		return tidings.Invalidf("text", "Text must have at most 2000 characters.")
+	}
+	if len(pub.Recipients) == 0 && pub.ProjectID == 0 {
+		return tidings.Invalidf("recipients", "Name the recipients, a project, or both.")
+	}
+	if len(pub.Recipients) > maxRecipients {
+		return tidings.Invalidf("recipients", "At most %d recipients; address a project instead.", maxRecipients)
+	}
+	if pub.ProjectID < 0 {
+		return tidings.Invalidf("project", "Project %d is not valid.", pub.ProjectID)
+	}
+	if pub.Module == "" {
+		pub.Module = "message"
+	}
+	if !modulePattern.MatchString(pub.Module) {
+		return tidings.Invalidf("module", "Module %q must be 1 to 64 characters of a-z, 0-9, '_', '.' and '-', starting with a letter.", pub.Module)
+	}
+	if pub.Process == "" {
+		pub.Process = tidings.ProcessMessage
+	}
+	if !processes[pub.Process] {
+		return tidings.Invalidf("process", "Process %q is not one of add, edit, delete, remind, login, logout, message.", pub.Process)
+	}
+	if pub.Item != nil {
+		pub.Item.Name = strings.TrimSpace(pub.Item.Name)
+		if pub.Item.Name == "" {
+			return tidings.Invalidf("item.name", "An item needs a name.")
+		}
+		if utf8.RuneCountInString(pub.Item.Name) > 200 {
+			return tidings.Invalidf("item.name", "Item name must have at most 200 characters.")
+		}
+		if err := validateLink(pub.Item.URL); err != nil {
+			return err
+		}
+	}
+	if pub.TTL == 0 {
+		pub.TTL = db.MessageTTL
+	}
+	if pub.TTL < time.Second || pub.TTL > tidings.MaxPublishTTL {
+		return tidings.Invalidf("ttl", "TTL must be between 1s and %s.", "24h")
+	}
+	if pub.ValidFrom.IsZero() {
+		pub.ValidFrom = now
+	}
+	pub.ValidFrom = pub.ValidFrom.UTC().Truncate(time.Millisecond)
+	if pub.ValidFrom.After(now.Add(tidings.MaxPublishAhead)) {
+		return tidings.Invalidf("valid_from", "valid_from must be at most 30 days ahead.")
+	}
+	if !pub.ValidFrom.Add(pub.TTL).After(now) {
+		return tidings.Invalidf("valid_from", "The message would have expired already: valid_from plus ttl lies in the past.")
+	}
+	return nil
+}
+
+// validateLink accepts an absolute http(s) URL or a path on this server, so
+// that no link in anybody's page can run script.
+func validateLink(link string) error {
+	if link == "" {
+		return nil
+	}
+	if len(link) > 2000 {
+		return tidings.Invalidf("item.url", "The item's URL must have at most 2000 characters.")
+	}
+	u, err := url.Parse(link)
+	ok := err == nil
+	switch {
+	case !ok:
+	case u.Scheme == "http" || u.Scheme == "https":
+		ok = u.Host != ""
+	case u.Scheme == "" && u.Host == "":
+		ok = strings.HasPrefix(link, "/") && !strings.HasPrefix(link, "//") && !strings.HasPrefix(link, "/\\")
+	default:
+		ok = false
+	}
+	if !ok {
+		return tidings.Invalidf("item.url", "The item's URL must be an http or https address or a path starting with /.")
+	}
+	return nil
+}
+
+// publishTarget is a resolved recipient and the access to re-check for a
+// message that fires later.
+type publishTarget struct {
+	userID     int64
+	viaProject int64 // 0: not addressed through a project
+	viaActor   int64 // 0: no shared project needed
+}
+
+// PublishMessage stores a publication: at once for its recipients if it is
+// valid now, else aside until it is due.
+func (db *DB) PublishMessage(ctx context.Context, pub *tidings.Publication) (*tidings.PublishResult, error) {
+	auth := tidings.AuthFromContext(ctx)
+	if auth == nil || auth.User == nil {
+		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "Log in to publish messages.")
+	}
+	if err := db.validatePublication(pub, db.Now()); err != nil {
+		return nil, err
+	}
+	actor := auth.User
+	anyone := auth.MayAddressAnyone()
+	var res *tidings.PublishResult
+	err := db.write(ctx, func(tx *Tx) error {
+		targets, project, err := tx.resolvePublication(pub, actor, anyone)
+		if err != nil {
+			return err
+		}
+		validUntil := pub.ValidFrom.Add(pub.TTL)
+		ev := &tidings.Event{
+			Process: pub.Process,
+			Module:  pub.Module,
+			Project: project,
+			Actor:   &tidings.Actor{ID: actor.ID, Login: actor.Login, Name: actor.Name},
+			Text:    pub.Text,
+			Urgent:  pub.Urgent,
+		}
+		if pub.Item != nil {
+			item := *pub.Item
+			ev.Item = &item
+		}
+		if err := tx.insertEvent(ev, validUntil); err != nil {
+			return err
+		}
+		var projectID int64
+		if project != nil {
+			projectID = project.ID
+		}
+		due := !pub.ValidFrom.After(tx.now)
+		stored := 0
+		for _, t := range targets {
+			ok, err := tx.wants(t.userID, tidings.KindMessages, projectID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			stored++
+			if due {
+				if err := tx.deliverOne(ev.ID, t.userID, pub.ValidFrom, validUntil, ""); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := tx.exec(`INSERT INTO pending (user_id, event_id, valid_from, valid_until, via_project, via_actor) VALUES (?, ?, ?, ?, ?, ?)`,
+				t.userID, ev.ID, ms(pub.ValidFrom), ms(validUntil), nullInt(t.viaProject), nullInt(t.viaActor)); err != nil {
+				return err
+			}
+			tx.scheduled = true
+		}
+		res = &tidings.PublishResult{Event: ev.ID, Recipients: stored, ValidFrom: pub.ValidFrom, ValidUntil: validUntil}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func nullInt(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+// resolvePublication turns logins and a project into recipients, applying
+// who may address whom.
+func (tx *Tx) resolvePublication(pub *tidings.Publication, actor *tidings.User, anyone bool) ([]publishTarget, *tidings.ProjectRef, error) {
+	var targets []publishTarget
+	index := map[int64]int{}
+	add := func(t publishTarget) {
+		if i, ok := index[t.userID]; ok {
+			// Addressed by login as well as through the project: the login
+			// is the stronger claim, so only the login's check remains.
+			if t.viaProject == 0 {
+				targets[i] = t
+			}
+			return
+		}
+		index[t.userID] = len(targets)
+		targets = append(targets, t)
+	}
+	for _, login := range pub.Recipients {
+		id, known, err := tx.userIDByLogin(login)
+		if err != nil {
+			return nil, nil, err
+		}
+		if anyone {
+			if !known {
+				return nil, nil, tidings.Invalidf("recipients", "Unknown recipient %q.", login)
+			}
+			add(publishTarget{userID: id})
+			continue
+		}
+		if known && id != actor.ID {
+			var shared int
+			err := tx.queryRow(`SELECT COUNT(*) FROM members a JOIN members b ON b.project_id = a.project_id AND b.user_id = ? WHERE a.user_id = ?`, id, actor.ID).Scan(&shared)
+			if err != nil {
+				return nil, nil, err
+			}
+			known = shared > 0
+		}
+		if !known {
+			return nil, nil, &tidings.Error{Code: tidings.EFORBIDDEN, Field: "recipients",
+				Message: fmt.Sprintf("You may not send messages to %q: you share no project with such a user.", login)}
+		}
+		t := publishTarget{userID: id}
+		if id != actor.ID {
+			t.viaActor = actor.ID
+		}
+		add(t)
+	}
+	var project *tidings.ProjectRef
+	if pub.ProjectID != 0 {
+		notFound := &tidings.Error{Code: tidings.ENOTFOUND, Field: "project", Message: fmt.Sprintf("Project %d was not found.", pub.ProjectID)}
+		project = &tidings.ProjectRef{ID: pub.ProjectID}
+		var member int
+		err := tx.queryRow(`SELECT name, EXISTS (SELECT 1 FROM members WHERE project_id = projects.id AND user_id = ?) FROM projects WHERE id = ?`,
+			actor.ID, pub.ProjectID).Scan(&project.Name, &member)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && member == 0 && !anyone) {
+			return nil, nil, notFound
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		members, err := tx.memberIDs(pub.ProjectID)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, id := range members {
+			if id != actor.ID {
+				add(publishTarget{userID: id, viaProject: pub.ProjectID})
+			}
+		}
+	}
+	return targets, project, nil
+}
+
+// userIDByLogin looks a login up; a malformed login is simply unknown.
+func (tx *Tx) userIDByLogin(login string) (int64, bool, error) {
+	if tidings.ValidateLogin(login) != nil {
+		return 0, false, nil
+	}
+	var id int64
+	err := tx.queryRow(`SELECT id FROM users WHERE login = ?`, login).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, err
+}
+
+// memberIDs returns the ids of a project's members.
+func (tx *Tx) memberIDs(projectID int64) ([]int64, error) {
+	rows, err := tx.query(`SELECT user_id FROM members WHERE project_id = ? ORDER BY user_id`, projectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// CurrentCursor returns the cursor of the user's newest message: a page
+// embeds it before it reads the data it shows.
+func (db *DB) CurrentCursor(ctx context.Context, userID int64) (tidings.Cursor, error) {
+	stmt, err := db.rstmt(`SELECT head FROM inboxes WHERE user_id = ?`)
+	if err != nil {
+		return tidings.Cursor{}, err
+	}
+	var head int64
+	if err := stmt.QueryRowContext(ctx, userID).Scan(&head); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return tidings.Cursor{}, tidings.Errorf(tidings.EUNAUTHORIZED, "The user no longer exists.")
+		}
+		return tidings.Cursor{}, db.translate(err)
+	}
+	return tidings.Cursor{Epoch: db.epoch, UserID: userID, Seq: head}, nil
+}

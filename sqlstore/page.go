@@ -1,0 +1,46 @@
+package sqlstore
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+
+	"github.com/tidings/tidings"
+)
+
+// pageLimit clamps a requested page size.
+func pageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return tidings.DefaultPageSize
+	case n > tidings.MaxPageSize:
+		return tidings.MaxPageSize
+	}
+	return n
+}
+
+// pageToken encodes the position after which the next page starts.
+func pageToken(afterID int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("p1:" + strconv.FormatInt(afterID, 10)))
+}
+
+// parsePageToken decodes a token made by pageToken; "" is the first page.
+func parsePageToken(token string) (int64, error) {
+	if token == "" {
+		return 0, nil
+	}
+	bad := tidings.Invalidf("after", "The page token is not valid.")
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return 0, bad
+	}
+	s, ok := strings.CutPrefix(string(b), "p1:")
+	if !ok {
+		return 0, bad
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id < 0 {
+		return 0, bad
+	}
+	return id, nil
+}

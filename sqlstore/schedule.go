@@ -1,0 +1,172 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/tidings/tidings"
+)
+
+// fireBatch bounds how many due messages one write fires.
+const fireBatch = 500
+
+// FireDue gives the messages that have become due their numbers, after
+// checking each recipient's access and settings again. It returns how many
+// were delivered and whether more are due.
+func (db *DB) FireDue(ctx context.Context) (fired int, more bool, err error) {
+	err = db.write(ctx, func(tx *Tx) error {
+		fired, more, err = tx.firePending()
+		return err
+	})
+	return fired, more, err
+}
+
+func (tx *Tx) firePending() (int, bool, error) {
+	rows, err := tx.query(`SELECT p.id, p.user_id, p.event_id, p.valid_from, p.valid_until, p.via_project, p.via_actor, e.project_id
+		FROM pending p JOIN events e ON e.id = p.event_id
+		WHERE p.valid_from <= ? ORDER BY p.valid_from, p.id LIMIT ?`, ms(tx.now), fireBatch+1)
+	if err != nil {
+		return 0, false, err
+	}
+	type due struct {
+		id, userID, eventID   int64
+		validFrom, validUntil int64
+		viaProject, viaActor  sql.NullInt64
+		projectID             sql.NullInt64
+	}
+	var list []due
+	for rows.Next() {
+		var d due
+		if err := rows.Scan(&d.id, &d.userID, &d.eventID, &d.validFrom, &d.validUntil, &d.viaProject, &d.viaActor, &d.projectID); err != nil {
+			rows.Close()
+			return 0, false, err
+		}
+		list = append(list, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, false, err
+	}
+	more := len(list) > fireBatch
+	if more {
+		list = list[:fireBatch]
+	}
+	fired := 0
+	for _, d := range list {
+		if _, err := tx.exec(`DELETE FROM pending WHERE id = ?`, d.id); err != nil {
+			return 0, false, err
+		}
+		if d.validUntil <= ms(tx.now) {
+			continue // the server was away for the whole of its life
+		}
+		ok, err := tx.mayStillReceive(d.userID, d.viaProject.Int64, d.viaActor.Int64)
+		if err != nil {
+			return 0, false, err
+		}
+		if ok {
+			ok, err = tx.wants(d.userID, tidings.KindMessages, d.projectID.Int64)
+			if err != nil {
+				return 0, false, err
+			}
+		}
+		if !ok {
+			continue
+		}
+		if err := tx.deliverOne(d.eventID, d.userID, fromMS(d.validFrom), fromMS(d.validUntil), ""); err != nil {
+			return 0, false, err
+		}
+		fired++
+	}
+	return fired, more, nil
+}
+
+// mayStillReceive checks the access a scheduled message was addressed with:
+// still a member of the project, still sharing a project with the sender.
+func (tx *Tx) mayStillReceive(userID, viaProject, viaActor int64) (bool, error) {
+	if viaProject != 0 {
+		var n int
+		if err := tx.queryRow(`SELECT COUNT(*) FROM members WHERE project_id = ? AND user_id = ?`, viaProject, userID).Scan(&n); err != nil {
+			return false, err
+		}
+		if n == 0 {
+			return false, nil
+		}
+	}
+	if viaActor != 0 {
+		var n int
+		if err := tx.queryRow(`SELECT COUNT(*) FROM members a JOIN members b ON b.project_id = a.project_id AND b.user_id = ? WHERE a.user_id = ?`, userID, viaActor).Scan(&n); err != nil {
+			return false, err
+		}
+		if n == 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// NextDue returns when the earliest scheduled message is due.
+func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
+	stmt, err := db.rstmt(`SELECT MIN(valid_from) FROM pending`)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	var next sql.NullInt64
+	if err := stmt.QueryRowContext(ctx).Scan(&next); err != nil {
+		return time.Time{}, false, db.translate(err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromMS(next.Int64), true, nil
+}
+
+// schedulerIdle is the longest the scheduler sleeps without looking, so that
+// what another process scheduled is not left waiting.
+const schedulerIdle = time.Minute
+
+// RunScheduler fires scheduled messages when they are due until ctx ends.
+func (db *DB) RunScheduler(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-db.scheduled:
+		}
+		wait := schedulerIdle
+		fired, more, err := db.FireDue(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil || tidings.ErrorCode(err) == tidings.EUNAVAILABLE && errors.Is(err, errUnavailable) {
+				wait = time.Second
+			} else {
+				db.Logger.Error("fire scheduled messages", "err", err)
+				wait = 5 * time.Second
+			}
+		case more:
+			wait = 0
+		default:
+			if fired > 0 {
+				db.Logger.Debug("fired scheduled messages", "count", fired)
+			}
+			next, ok, err := db.NextDue(ctx)
+			if err != nil {
+				db.Logger.Error("read next scheduled message", "err", err)
+				wait = 5 * time.Second
+			} else if ok {
+				wait = min(max(next.Sub(db.Now()), 0), schedulerIdle)
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
+}
