@@ -152,11 +152,11 @@ func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cur
 	for rows.Next() {
 		found = true
 		var (
-			seq, eventID, itemID, projectID, actorID                   sql.NullInt64
-			validFrom, validUntil, createdAt                           sql.NullInt64
-			text, process, module, itemName, itemURL, projectName      sql.NullString
-			actorLogin, actorName, details                             sql.NullString
-			urgent                                                     sql.NullBool
+			seq, eventID, itemID, projectID, actorID              sql.NullInt64
+			validFrom, validUntil, createdAt                      sql.NullInt64
+			text, process, module, itemName, itemURL, projectName sql.NullString
+			actorLogin, actorName, details                        sql.NullString
+			urgent                                                sql.NullBool
 		)
 		if err := rows.Scan(&head, &seq, &eventID, &validFrom, &validUntil, &text,
 			&process, &module, &itemID, &itemName, &itemURL, &projectID, &projectName,
