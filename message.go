@@ -154,6 +154,10 @@ type MessageService interface {
 	// EFORBIDDEN for logins a plain user may not address; ENOTFOUND for a
 	// project the caller does not belong to.
 	PublishMessage(ctx context.Context, pub *Publication) (*PublishResult, error)
+
+	// CurrentCursor returns a cursor after the user's newest message, for a
+	// page that shows data read after it. EUNAUTHORIZED if the user is gone.
+	CurrentCursor(ctx context.Context, userID int64) (Cursor, error)
 }
 
 // Hub wakes clients waiting for a user's messages. It knows nothing of the

@@ -209,8 +209,11 @@ func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cur
 		// Ahead of this database: it was restored from an older copy.
 		return nil, invalidCursor()
 	}
+	// An answer with messages ends at its last one, so that its cursor is
+	// that message's id; messages that expired after it are reported as
+	// missed by the next read.
 	upTo := head
-	if n := len(batch.Messages); n > 0 && batch.More {
+	if n := len(batch.Messages); n > 0 {
 		upTo = batch.Messages[n-1].Cursor.Seq
 	}
 	batch.Cursor = tidings.Cursor{Epoch: db.epoch, UserID: userID, Seq: upTo}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration, from flags and TIDINGS_* variables.
+type Config struct {
+	Addr           string
+	DB             string
+	PollTimeout    time.Duration
+	MessageTTL     time.Duration
+	ReminderLead   time.Duration
+	AllowedOrigins []string
+	LogLevel       slog.Level
+	Demo           bool
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:         "127.0.0.1:8080",
+		DB:           "./tidings-data/tidings.db",
+		PollTimeout:  25 * time.Second,
+		MessageTTL:   2 * time.Minute,
+		ReminderLead: 15 * time.Minute,
+		LogLevel:     slog.LevelInfo,
+	}
+}
+
+// flagSet returns a flag set for a command that prints its help to w and
+// leaves error reporting to the caller.
+func flagSet(name string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	return fs
+}
+
+// parseFlags parses args, after taking, for every flag not given, its
+// TIDINGS_* variable. Errors name the flag or the variable.
+func (m *Main) parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return usagef("%s", err)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || given[f.Name] {
+			return
+		}
+		env := envName(f.Name)
+		if v := m.Getenv(env); v != "" {
+			if e := f.Value.Set(v); e != nil {
+				err = usagef("%s=%q: %v", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// envName is the variable of a flag: --poll-timeout is TIDINGS_POLL_TIMEOUT.
+func envName(flagName string) string {
+	return "TIDINGS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// addDBFlag adds --db to a command.
+func addDBFlag(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.DB, "db", c.DB, "a SQLite file path, or a postgres:// URL")
+}
+
+// addServeFlags adds the server's flags.
+func addServeFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (:0 picks a free port)")
+	addDBFlag(fs, c)
+	fs.DurationVar(&c.PollTimeout, "poll-timeout", c.PollTimeout, "longest hold of a long poll")
+	fs.DurationVar(&c.MessageTTL, "message-ttl", c.MessageTTL, "message lifetime after valid_from")
+	fs.DurationVar(&c.ReminderLead, "reminder-lead", c.ReminderLead, "default lead time of appointment reminders")
+	fs.Func("allowed-origins", "comma-separated origins allowed to call the API cross-origin", func(v string) error {
+		c.AllowedOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.AllowedOrigins = append(c.AllowedOrigins, strings.TrimSuffix(o, "/"))
+			}
+		}
+		return nil
+	})
+	fs.Func("log-level", "debug, info, warn or error (default info)", func(v string) error {
+		switch strings.ToLower(v) {
+		case "debug":
+			c.LogLevel = slog.LevelDebug
+		case "info":
+			c.LogLevel = slog.LevelInfo
+		case "warn", "warning":
+			c.LogLevel = slog.LevelWarn
+		case "error":
+			c.LogLevel = slog.LevelError
+		default:
+			return fmt.Errorf("must be debug, info, warn or error")
+		}
+		return nil
+	})
+	fs.BoolVar(&c.Demo, "demo", false, "create three users and a shared project to try Tidings at once")
+}
+
+// Validate checks the values, naming the flag that is wrong.
+func (c *Config) Validate() error {
+	if c.Addr == "" {
+		return usagef("--addr must not be empty")
+	}
+	if err := validateDB(c.DB); err != nil {
+		return err
+	}
+	switch {
+	case c.PollTimeout < time.Second || c.PollTimeout > 5*time.Minute:
+		return usagef("--poll-timeout must be between 1s and 5m, not %s", c.PollTimeout)
+	case c.MessageTTL < time.Second || c.MessageTTL > 24*time.Hour:
+		return usagef("--message-ttl must be between 1s and 24h, not %s", c.MessageTTL)
+	case c.ReminderLead < 0 || c.ReminderLead > 7*24*time.Hour:
+		return usagef("--reminder-lead must be between 0 and 168h, not %s", c.ReminderLead)
+	case c.ReminderLead%time.Minute != 0:
+		return usagef("--reminder-lead must be whole minutes, not %s", c.ReminderLead)
+	}
+	for _, o := range c.AllowedOrigins {
+		if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			return usagef("--allowed-origins: %q is not an origin such as https://app.example.org", o)
+		}
+	}
+	return nil
+}
+
+func validateDB(db string) error {
+	if db == "" {
+		return usagef("--db must not be empty")
+	}
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		return fmt.Errorf("--db: PostgreSQL is not supported by this build yet; use a SQLite file path")
+	}
+	return nil
+}

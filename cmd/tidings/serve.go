@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tidings/tidings"
+	tidingshttp "github.com/tidings/tidings/http"
+	"github.com/tidings/tidings/hub"
+	"github.com/tidings/tidings/sqlstore"
+)
+
+// janitorInterval is how often expired rows are deleted.
+const janitorInterval = 15 * time.Second
+
+func (m *Main) runServe(ctx context.Context, args []string) error {
+	c := DefaultConfig()
+	fs := flagSet("tidings serve", m.Stderr)
+	addServeFlags(fs, &c)
+	if err := m.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve takes no arguments, got %q", fs.Arg(0))
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+
+	h := hub.New()
+	db := sqlstore.NewDB(c.DB)
+	db.MessageTTL = c.MessageTTL
+	db.ReminderLead = c.ReminderLead
+	db.Notifier = h
+	db.Logger = logger
+	if err := db.Open(); err != nil {
+		return err
+	}
+	defer db.Close()
+
+	var demo func(url string)
+	if c.Demo {
+		var err error
+		if demo, err = m.setUpDemo(ctx, db); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	} else if n, err := db.CountUsers(ctx); err != nil {
+		return err
+	} else if n == 0 {
+		fmt.Fprintf(m.Stderr, "The database has no users yet. Create the first admin with:\n\n"+
+			"  tidings user add --db %s --login admin --name \"Your Name\" --email you@example.org --admin\n\n"+
+			"or start with \"tidings serve --demo\" to try Tidings with three demo users.\n\n", c.DB)
+	}
+
+	bg, stopBackground := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { db.RunScheduler(bg) })
+	wg.Go(func() { db.RunJanitor(bg, janitorInterval) })
+	defer func() { stopBackground(); wg.Wait() }()
+
+	srv := tidingshttp.NewServer()
+	srv.Addr = c.Addr
+	srv.PollTimeout = c.PollTimeout
+	srv.AllowedOrigins = c.AllowedOrigins
+	srv.Logger = logger
+	srv.AuthService = db
+	srv.UserService = db
+	srv.ProjectService = db
+	srv.MessageService = db
+	srv.SettingsService = db
+	srv.Hub = h
+	srv.Ping = db.Ping
+	if err := srv.Open(); err != nil {
+		return fmt.Errorf("--addr %s: %w", c.Addr, err)
+	}
+	logger.Info("tidings is listening", "addr", srv.ListenAddr(), "url", srv.URL(), "db", c.DB)
+	if demo != nil {
+		demo(srv.URL())
+	}
+	if m.Ready != nil {
+		m.Ready(srv.URL())
+	}
+
+	<-ctx.Done()
+	logger.Info("shutting down")
+	start := time.Now()
+	if err := srv.Close(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		logger.Warn("shutdown", "err", err)
+	}
+	stopBackground()
+	wg.Wait()
+	if err := db.Close(); err != nil {
+		return err
+	}
+	logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// demoUsers are the people of the demo.
+var demoUsers = []struct {
+	login, name, role string
+}{
+	{"alice", "Alice Adams", tidings.RoleAdmin},
+	{"bob", "Bob Brown", tidings.RoleUser},
+	{"carol", "Carol Clark", tidings.RoleUser},
+}
+
+const demoProject = "Office move"
+
+// setUpDemo creates alice, bob and carol and their shared project, or, when
+// they exist from an earlier demo, gives them new passwords; it prints the
+// passwords and one API token per user, so that the demo can be used at
+// once from a browser or with curl.
+func (m *Main) setUpDemo(ctx context.Context, db *sqlstore.DB) (print func(url string), err error) {
+	sys := tidings.NewSystemContext(ctx)
+	type cred struct{ login, password, token string }
+	var creds []cred
+	var ids []*tidings.User
+	for _, d := range demoUsers {
+		password := demoPassword()
+		u, err := db.FindUserByLogin(sys, d.login)
+		switch {
+		case tidings.ErrorCode(err) == tidings.ENOTFOUND:
+			u = &tidings.User{Login: d.login, Name: d.name, Email: d.login + "@example.org", Role: d.role}
+			if err := db.CreateUser(sys, u, password); err != nil {
+				return nil, err
+			}
+		case err != nil:
+			return nil, err
+		default:
+			if _, err := db.UpdateUser(sys, d.login, tidings.UserUpdate{Password: &password}); err != nil {
+				return nil, err
+			}
+		}
+		t := &tidings.Token{UserID: u.ID, Name: "demo", Scopes: []string{tidings.ScopeUser}}
+		if err := db.CreateToken(sys, t); err != nil {
+			return nil, err
+		}
+		ids = append(ids, u)
+		creds = append(creds, cred{d.login, password, t.Secret})
+	}
+
+	// The project is alice's; bob and carol join it.
+	aliceCtx := tidings.NewContextWithAuth(ctx, &tidings.Auth{User: ids[0]})
+	projects, _, err := db.FindProjects(aliceCtx, tidings.ProjectFilter{Limit: tidings.MaxPageSize})
+	if err != nil {
+		return nil, err
+	}
+	var project *tidings.Project
+	for _, p := range projects {
+		if p.Name == demoProject {
+			project = p
+		}
+	}
+	if project == nil {
+		project = &tidings.Project{Name: demoProject, Description: "Everything about moving to the new office."}
+		if err := db.CreateProject(aliceCtx, project); err != nil {
+			return nil, err
+		}
+		for _, u := range ids[1:] {
+			if _, err := db.SetMember(aliceCtx, project.ID, u.Login, tidings.ProjectMember); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	return func(url string) {
+		w := m.Stdout
+		fmt.Fprintf(w, "Demo: project %q (id %d) shared by alice, bob and carol.\n\n", project.Name, project.ID)
+		fmt.Fprintf(w, "  %-6s  %-20s  %s\n", "login", "password", "API token")
+		for _, c := range creds {
+			fmt.Fprintf(w, "  %-6s  %-20s  %s\n", c.login, c.password, c.token)
+		}
+		fmt.Fprintf(w, "\nTry it: hold a poll as bob, then publish as alice:\n\n"+
+			"  curl -s -H 'Authorization: Bearer %s' '%s/api/v1/poll?timeout=25'\n"+
+			"  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"+
+			"       -d '{\"recipients\":[\"bob\"],\"text\":\"Hello Bob\"}' %s/api/v1/messages\n\n"+
+			"(A first poll without a cursor also shows what happened in the last minutes.)\n"+
+			"Passwords and tokens are new on every start with --demo. Open %s/ in a browser to log in.\n\n",
+			creds[1].token, url, creds[0].token, url, url)
+	}, nil
+}
+
+// demoPassword returns a fresh password that is easy to type.
+func demoPassword() string {
+	const letters = "abcdefghijkmnpqrstuvwxyz23456789"
+	b := make([]byte, 12)
+	rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b[:4]) + "-" + string(b[4:8]) + "-" + string(b[8:])
+}

@@ -1,0 +1,166 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tidings/tidings"
+)
+
+// SessionCookie is the name of the session cookie.
+const SessionCookie = "tidings_session"
+
+// maxConcurrentLogins bounds the password hashes computed at once: each
+// takes tens of MiB and milliseconds of CPU, so a flood of logins must
+// queue rather than exhaust the machine.
+const maxConcurrentLogins = 4
+
+var loginSlots = make(chan struct{}, maxConcurrentLogins)
+
+func (s *Server) registerAuthRoutes() {
+	s.handle("POST /api/v1/login", public, s.handleLogin)
+	s.handle("POST /api/v1/logout", userAccess, s.handleLogout)
+	s.handle("POST /api/v1/tokens", sessionOnly, s.handleTokenCreate)
+	s.handle("GET /api/v1/me", userAccess, s.handleMe)
+}
+
+// authenticate finds who sends the request: a bearer token, else the
+// session cookie.
+func (s *Server) authenticate(r *http.Request) (*tidings.Auth, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, secret, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
+			return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The Authorization header must be \"Bearer <token>\".")
+		}
+		return s.AuthService.AuthenticateToken(r.Context(), strings.TrimSpace(secret))
+	}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "Log in or send an API token.")
+	}
+	return s.AuthService.AuthenticateSession(r.Context(), c.Value)
+}
+
+// refreshCookie renews the cookie's expiry after the session was extended,
+// so that it stays valid 30 days from last use in the browser too.
+func refreshCookie(w http.ResponseWriter, r *http.Request, auth *tidings.Auth) {
+	if auth == nil || auth.Session == nil || time.Since(auth.Session.LastUsedAt) > time.Minute {
+		return
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		setSessionCookie(w, r, c.Value, auth.Session.ExpiresAt)
+	}
+}
+
+func setSessionCookie(w http.ResponseWriter, r *http.Request, secret string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     SessionCookie,
+		Value:    secret,
+		Path:     "/",
+		Expires:  expires,
+		MaxAge:   int(time.Until(expires).Seconds()),
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+type loginRequest struct {
+	Login    string `json:"login"`
+	Password string `json:"password"`
+}
+
+// Login checks a login and password and starts a session. It is shared
+// with the login page.
+func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Request, login, password string) (*tidings.User, error) {
+	select {
+	case loginSlots <- struct{}{}:
+		defer func() { <-loginSlots }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(10 * time.Second):
+		return nil, tidings.Errorf(tidings.ERATELIMITED, "Too many logins at once; try again in a moment.")
+	}
+	user, session, err := s.AuthService.Login(ctx, strings.TrimSpace(login), password)
+	if err != nil {
+		return nil, err
+	}
+	setSessionCookie(w, r, session.Secret, session.ExpiresAt)
+	return user, nil
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
+	var req loginRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Login == "" {
+		return tidings.Invalidf("login", "Login is required.")
+	}
+	if req.Password == "" {
+		return tidings.Invalidf("password", "Password is required.")
+	}
+	user, err := s.login(r.Context(), w, r, req.Login, req.Password)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"user": user})
+	return nil
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
+	auth := tidings.AuthFromContext(r.Context())
+	if auth.Session != nil {
+		if err := s.AuthService.Logout(r.Context(), auth.Session.Hash); err != nil {
+			return err
+		}
+	}
+	clearSessionCookie(w, r)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type tokenRequest struct {
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) error {
+	var req tokenRequest
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if len(body) > 0 {
+		if err := unmarshalJSON(body, &req); err != nil {
+			return err
+		}
+	}
+	t := &tidings.Token{Name: req.Name, Scopes: req.Scopes}
+	if err := s.AuthService.CreateToken(r.Context(), t); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, struct {
+		ID     int64    `json:"id"`
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"`
+		Token  string   `json:"token"`
+	}{t.ID, t.Name, t.Scopes, t.Secret})
+	return nil
+}
+
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"user": tidings.UserFromContext(r.Context())})
+	return nil
+}

@@ -1,0 +1,125 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tidings/tidings"
+)
+
+// errShutdown ends a stream because the server is shutting down.
+var errShutdown = errors.New("server shutting down")
+
+// delivery describes one client of the delivery loop. Long polling, SSE and
+// WebSocket all run the same loop; they differ only in how they encode what
+// it finds and in whether they answer once or keep going.
+type delivery struct {
+	userID int64
+	since  *tidings.Cursor // nil: start with what is deliverable now
+
+	// once answers the first batch that has messages or a gap, or an empty
+	// batch with the cursor unchanged when hold passes or the server shuts
+	// down: long polling.
+	once bool
+	hold time.Duration
+
+	// send writes a batch to the client. For streams it is called for every
+	// batch with messages or a gap.
+	send func(*tidings.MessageBatch) error
+
+	// heartbeat, if set, is called after every heartbeatEvery without a
+	// batch, to keep proxies and the client sure the connection lives.
+	heartbeat      func() error
+	heartbeatEvery time.Duration
+
+	// closed, if set, ends the loop when the transport notices its client
+	// left (a WebSocket reader).
+	closed <-chan struct{}
+}
+
+// deliver runs the delivery loop until the client leaves, the server shuts
+// down or, for a long poll, one answer was sent. It subscribes before it
+// reads, so that no commit can slip between the read and the wait; while it
+// waits it costs no database work at all: one read when it starts, one per
+// wake-up.
+func (s *Server) deliver(ctx context.Context, d delivery) error {
+	wake, unsubscribe := s.Hub.Subscribe(d.userID)
+	defer unsubscribe()
+
+	var deadline <-chan time.Time
+	if d.once {
+		if d.hold > 0 {
+			t := time.NewTimer(d.hold)
+			defer t.Stop()
+			deadline = t.C
+		}
+	}
+	var beat *time.Ticker
+	var beats <-chan time.Time
+	if d.heartbeat != nil && d.heartbeatEvery > 0 {
+		beat = time.NewTicker(d.heartbeatEvery)
+		defer beat.Stop()
+		beats = beat.C
+	}
+
+	cursor := d.since
+	for {
+		batch, err := s.MessageService.FindMessages(ctx, d.userID, cursor, tidings.MaxBatch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if len(batch.Messages) > 0 || batch.Missed > 0 {
+			if err := d.send(batch); err != nil {
+				return err
+			}
+			if d.once {
+				return nil
+			}
+			next := batch.Cursor
+			cursor = &next
+			if beat != nil {
+				beat.Reset(d.heartbeatEvery)
+			}
+			if batch.More {
+				continue
+			}
+		} else if cursor == nil {
+			next := batch.Cursor // nothing deliverable: wait from the head
+			cursor = &next
+		}
+		if d.once && d.hold <= 0 {
+			return d.send(emptyBatch(*cursor))
+		}
+
+	wait:
+		for {
+			select {
+			case <-wake:
+				break wait
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-d.closed:
+				return nil
+			case <-s.shutdown:
+				if d.once {
+					return d.send(emptyBatch(*cursor))
+				}
+				return errShutdown
+			case <-deadline:
+				return d.send(emptyBatch(*cursor))
+			case <-beats:
+				if err := d.heartbeat(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func emptyBatch(c tidings.Cursor) *tidings.MessageBatch {
+	return &tidings.MessageBatch{Messages: []*tidings.Message{}, Cursor: c}
+}

@@ -1,0 +1,247 @@
+// Package http serves Tidings over HTTP: the JSON API of the groupware, long
+// polling, server-sent events and WebSocket, all on one delivery loop.
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tidings/tidings"
+)
+
+// MaxBodyBytes is the largest request body any path accepts.
+const MaxBodyBytes = 1 << 20
+
+// bodyReadTimeout bounds how long a client may take to send a request body.
+const bodyReadTimeout = 30 * time.Second
+
+// codeStatus maps error codes to HTTP statuses: the only place that does.
+var codeStatus = map[string]int{
+	tidings.EINVALID:      http.StatusBadRequest,
+	tidings.ECURSOR:       http.StatusBadRequest,
+	tidings.EUNAUTHORIZED: http.StatusUnauthorized,
+	tidings.EFORBIDDEN:    http.StatusForbidden,
+	tidings.ENOTFOUND:     http.StatusNotFound,
+	tidings.ECONFLICT:     http.StatusConflict,
+	tidings.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	tidings.ERATELIMITED:  http.StatusTooManyRequests,
+	tidings.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	tidings.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// ErrorStatus returns the HTTP status of an error's code.
+func ErrorStatus(code string) int {
+	if s, ok := codeStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the JSON shape of every error answer.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// writeError renders err with the status of its code. Internal errors are
+// logged with their detail and answered without it.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := tidings.ErrorCode(err)
+	status := ErrorStatus(code)
+	if code == tidings.EINTERNAL {
+		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	s.writeErrorStatus(w, status, err)
+}
+
+// writeErrorStatus renders err with an explicit status, for the few answers
+// whose status is not the code's own (405).
+func (s *Server) writeErrorStatus(w http.ResponseWriter, status int, err error) {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "5")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, status, errorBody{Error: errorDetail{
+		Code:    tidings.ErrorCode(err),
+		Message: tidings.ErrorMessage(err),
+		Field:   tidings.ErrorField(err),
+	}})
+}
+
+// writeJSON renders v as the JSON answer.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		slog.Error("encode answer", "err", err)
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":"internal","message":"Internal error."}}` + "\n")
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// readBody reads the request body, bounded in size and time. An empty body
+// gives nil.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	defer rc.SetReadDeadline(time.Time{})
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, errTooLarge()
+		}
+		return nil, tidings.Errorf(tidings.EINVALID, "The request body could not be read.")
+	}
+	return body, nil
+}
+
+func errTooLarge() error {
+	return tidings.Errorf(tidings.ETOOLARGE, "The request body is larger than %d bytes.", MaxBodyBytes)
+}
+
+// decodeJSON reads a JSON object into v. Unknown fields, malformed JSON,
+// invalid UTF-8 and trailing data are refused with a message that names the
+// problem and, where there is one, the field.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return tidings.Errorf(tidings.EINVALID, "The request body must be JSON (Content-Type: application/json), not %q.", ct)
+		}
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return unmarshalJSON(body, v)
+}
+
+// unmarshalJSON is decodeJSON for a body already read.
+func unmarshalJSON(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return tidings.Errorf(tidings.EINVALID, "The request needs a JSON body.")
+	}
+	if !utf8.Valid(body) {
+		return tidings.Errorf(tidings.EINVALID, "The request body is not valid UTF-8.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return tidings.Errorf(tidings.EINVALID, "The request body has data after its JSON value.")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a message a client can act on.
+func jsonError(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return tidings.Errorf(tidings.EINVALID, "The request body is not valid JSON (at byte %d).", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return tidings.Errorf(tidings.EINVALID, "The request body is not valid JSON: it ends too early.")
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return tidings.Errorf(tidings.EINVALID, "The request body must be a JSON object.")
+		}
+		return tidings.Invalidf(typ.Field, "Field %q must be %s, not %s.", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return tidings.Invalidf(name, "Unknown field %q.", name)
+	}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	var te *tidings.Error
+	if errors.As(err, &te) {
+		return te
+	}
+	return tidings.Errorf(tidings.EINVALID, "The request body is not valid JSON: %s.", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func jsonKind(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "a list"
+	case "struct", "map", "ptr":
+		return "an object"
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	}
+	return "of another type"
+}
+
+// fieldError lets custom JSON decoders report the field they belong to.
+type fieldError struct{ err *tidings.Error }
+
+func (e *fieldError) Error() string { return e.err.Error() }
+
+// pathID parses a numeric path value; anything else is not found.
+func pathID(r *http.Request, name, what string) (int64, error) {
+	v := r.PathValue(name)
+	var id int64
+	if _, err := fmt.Sscan(v, &id); err != nil || id <= 0 || fmt.Sprint(id) != v {
+		return 0, tidings.Errorf(tidings.ENOTFOUND, "%s %q not found.", what, v)
+	}
+	return id, nil
+}
+
+// list is the shape of every list answer.
+type list[T any] struct {
+	Items []T   `json:"items"`
+	Next  *string `json:"next"`
+}
+
+func newList[T any](items []T, next string) list[T] {
+	if items == nil {
+		items = []T{}
+	}
+	l := list[T]{Items: items}
+	if next != "" {
+		l.Next = &next
+	}
+	return l
+}
+
+// pageParams reads limit and after from the query.
+func pageParams(r *http.Request) (limit int, after string, err error) {
+	q := r.URL.Query()
+	after = q.Get("after")
+	if v := q.Get("limit"); v != "" {
+		if _, err := fmt.Sscan(v, &limit); err != nil || limit < 1 || limit > tidings.MaxPageSize {
+			return 0, "", tidings.Invalidf("limit", "limit must be a number from 1 to %d.", tidings.MaxPageSize)
+		}
+	}
+	return limit, after, nil
+}

@@ -1,0 +1,195 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidings/tidings"
+)
+
+func (s *Server) registerPollRoutes() {
+	s.handle("GET /api/v1/poll", userAccess, s.handlePoll)
+	s.handle("POST /api/v1/poll", userAccess, s.handlePoll)
+	s.handle("GET /api/v1/cursor", userAccess, s.handleCursor)
+}
+
+// pollParams are the fields of a poll, from the query (GET) or a form or
+// JSON body (POST).
+type pollParams struct {
+	Since   string       `json:"since"`
+	Timeout *pollTimeout `json:"timeout"`
+}
+
+// pollTimeout is a number of seconds, given as a JSON number or string.
+type pollTimeout struct{ raw string }
+
+func (t *pollTimeout) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	var str string
+	if err := json.Unmarshal(b, &str); err == nil {
+		t.raw = str
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return &fieldError{tidings.Invalidf("timeout", "timeout must be a number of seconds.")}
+	}
+	t.raw = n.String()
+	return nil
+}
+
+// readPollParams reads since and timeout from where the method says.
+func readPollParams(w http.ResponseWriter, r *http.Request) (pollParams, error) {
+	var p pollParams
+	if r.Method == http.MethodGet {
+		q := r.URL.Query()
+		p.Since = q.Get("since")
+		if q.Has("timeout") {
+			p.Timeout = &pollTimeout{raw: q.Get("timeout")}
+		}
+		return p, nil
+	}
+	ct := r.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch {
+	case mt == "application/x-www-form-urlencoded":
+		body, err := readBody(w, r)
+		if err != nil {
+			return p, err
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return p, tidings.Errorf(tidings.EINVALID, "The form body is malformed.")
+		}
+		for k := range form {
+			if k != "since" && k != "timeout" {
+				return p, tidings.Invalidf(k, "Unknown field %q.", k)
+			}
+		}
+		p.Since = form.Get("since")
+		if form.Has("timeout") {
+			p.Timeout = &pollTimeout{raw: form.Get("timeout")}
+		}
+		return p, nil
+	case ct == "" || mt == "application/json":
+		body, err := readBody(w, r)
+		if err != nil {
+			return p, err
+		}
+		if len(bytes.TrimSpace(body)) == 0 {
+			return p, nil // no fields: a poll without since and with the default timeout
+		}
+		err = unmarshalJSON(body, &p)
+		return p, err
+	default:
+		return p, tidings.Errorf(tidings.EINVALID, "A poll body must be a form or JSON, not %q.", ct)
+	}
+}
+
+// parseTimeout turns the timeout field into a hold: default and maximum are
+// the server's poll timeout.
+func (s *Server) parseTimeout(t *pollTimeout) (time.Duration, error) {
+	if t == nil || strings.TrimSpace(t.raw) == "" {
+		return s.PollTimeout, nil
+	}
+	secs, err := strconv.ParseFloat(strings.TrimSpace(t.raw), 64)
+	if err != nil || math.IsNaN(secs) || math.IsInf(secs, -1) {
+		return 0, tidings.Invalidf("timeout", "timeout must be a number of seconds, not %q.", clipString(t.raw, 40))
+	}
+	if secs < 0 {
+		return 0, tidings.Invalidf("timeout", "timeout must not be negative.")
+	}
+	if secs >= s.PollTimeout.Seconds() {
+		return s.PollTimeout, nil
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
+func clipString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// parseSince reads an optional cursor.
+func parseSince(v string) (*tidings.Cursor, error) {
+	if v == "" {
+		return nil, nil
+	}
+	c, err := tidings.ParseCursor(v)
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// pollAnswer is the JSON answer of a poll.
+type pollAnswer struct {
+	Messages []*tidings.Message `json:"messages"`
+	Cursor   string             `json:"cursor"`
+	Missed   int64              `json:"missed"`
+	More     bool               `json:"more,omitempty"`
+}
+
+func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Cache-Control", "no-store")
+	p, err := readPollParams(w, r)
+	if err != nil {
+		return err
+	}
+	hold, err := s.parseTimeout(p.Timeout)
+	if err != nil {
+		return err
+	}
+	since, err := parseSince(p.Since)
+	if err != nil {
+		return err
+	}
+	user := tidings.UserFromContext(r.Context())
+	var answer *tidings.MessageBatch
+	err = s.deliver(r.Context(), delivery{
+		userID: user.ID,
+		since:  since,
+		once:   true,
+		hold:   hold,
+		send: func(b *tidings.MessageBatch) error {
+			answer = b
+			return nil
+		},
+	})
+	if err != nil {
+		if r.Context().Err() != nil {
+			return nil // the client left: nobody to answer
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, pollAnswer{
+		Messages: answer.Messages,
+		Cursor:   answer.Cursor.String(),
+		Missed:   answer.Missed,
+		More:     answer.More,
+	})
+	return nil
+}
+
+// handleCursor answers the cursor after the caller's newest message: a page
+// takes it before it reads what it shows, and starts its client there.
+func (s *Server) handleCursor(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.MessageService.CurrentCursor(r.Context(), tidings.UserIDFromContext(r.Context()))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"cursor": c.String()})
+	return nil
+}

@@ -1,0 +1,399 @@
+package http
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidings/tidings"
+)
+
+// Defaults of the settings a Server takes.
+const (
+	DefaultPollTimeout  = 25 * time.Second
+	DefaultHeartbeat    = 25 * time.Second
+	DefaultShutdownWait = 10 * time.Second
+)
+
+// Server is the HTTP server. Set its fields, then Open it.
+type Server struct {
+	// Addr is the listen address; ":0" picks a free port.
+	Addr string
+
+	// PollTimeout is the longest hold of a long poll, and its default.
+	PollTimeout time.Duration
+
+	// Heartbeat is the interval of stream keep-alives.
+	Heartbeat time.Duration
+
+	// AllowedOrigins may call the API cross-origin, with credentials.
+	AllowedOrigins []string
+
+	// ShutdownWait bounds Close.
+	ShutdownWait time.Duration
+
+	Logger *slog.Logger
+
+	AuthService     tidings.AuthService
+	UserService     tidings.UserService
+	ProjectService  tidings.ProjectService
+	MessageService  tidings.MessageService
+	SettingsService tidings.SettingsService
+	Hub             tidings.Hub
+
+	// Ping reports whether the database answers, for /healthz.
+	Ping func(context.Context) error
+
+	ln       net.Listener
+	server   *http.Server
+	mux      *http.ServeMux
+	cop      *http.CrossOriginProtection
+	ctx      context.Context // cancelled when Close gives up waiting
+	cancel   context.CancelFunc
+	draining atomic.Bool
+	shutdown chan struct{} // closed when the server starts shutting down
+	streams  sync.WaitGroup
+	closing  sync.Once
+}
+
+// NewServer returns a server with default settings.
+func NewServer() *Server {
+	s := &Server{
+		Addr:         "127.0.0.1:8080",
+		PollTimeout:  DefaultPollTimeout,
+		Heartbeat:    DefaultHeartbeat,
+		ShutdownWait: DefaultShutdownWait,
+		Logger:       slog.Default(),
+		shutdown:     make(chan struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Open listens on Addr and serves in the background.
+func (s *Server) Open() error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	s.server = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Logger.Error("serve", "err", err)
+		}
+	}()
+	return nil
+}
+
+// init builds the routes; Open calls it, and tests that serve the handler
+// without a listener.
+func (s *Server) init() error {
+	if s.mux != nil {
+		return nil
+	}
+	if s.AuthService == nil || s.UserService == nil || s.ProjectService == nil ||
+		s.MessageService == nil || s.SettingsService == nil || s.Hub == nil {
+		return errors.New("http: server is missing a service")
+	}
+	s.cop = http.NewCrossOriginProtection()
+	for _, o := range s.AllowedOrigins {
+		if err := s.cop.AddTrustedOrigin(o); err != nil {
+			return err
+		}
+	}
+	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, tidings.Errorf(tidings.EFORBIDDEN, "Cross-origin request refused."))
+	}))
+	s.mux = http.NewServeMux()
+	s.registerRoutes()
+	return nil
+}
+
+// URL is the server's base URL, e.g. http://127.0.0.1:41234.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+}
+
+// ListenAddr is the address the server listens on.
+func (s *Server) ListenAddr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Close shuts the server down gracefully: it answers held polls with what
+// they have, ends streams, answers new requests with 503, and waits for the
+// handlers to finish, at most ShutdownWait.
+func (s *Server) Close() error {
+	var err error
+	s.closing.Do(func() {
+		s.draining.Store(true)
+		close(s.shutdown)
+		if s.server == nil {
+			s.cancel()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.ShutdownWait)
+		defer cancel()
+		err = s.server.Shutdown(ctx)
+		done := make(chan struct{})
+		go func() { s.streams.Wait(); close(done) }() // hijacked connections
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		s.cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			s.server.Close()
+		}
+	})
+	return err
+}
+
+// Draining reports whether the server is shutting down.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// ServeHTTP answers every request: size limit, shutdown, CORS and
+// authentication come before routing, so that an unauthenticated client
+// learns nothing about which paths exist.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.mux == nil {
+		if err := s.init(); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() {
+		s.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+	}()
+	w = rec
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "same-origin")
+
+	if r.ContentLength > MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		s.writeError(w, r, errTooLarge())
+		return
+	}
+	if s.draining.Load() {
+		w.Header().Set("Connection", "close")
+		s.writeError(w, r, tidings.Errorf(tidings.EUNAVAILABLE, "The server is shutting down; try again in a moment."))
+		return
+	}
+	api := strings.HasPrefix(r.URL.Path, "/api/")
+	if api && s.cors(w, r) {
+		return
+	}
+	if api && !(r.URL.Path == "/api/v1/login" && r.Method == http.MethodPost) {
+		auth, err := s.authenticate(r)
+		if err != nil {
+			if tidings.ErrorCode(err) == tidings.EUNAUTHORIZED {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tidings"`)
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		refreshCookie(w, r, auth)
+		r = r.WithContext(tidings.NewContextWithAuth(r.Context(), auth))
+	}
+	if api && r.Header.Get("Authorization") == "" {
+		// Cookies ride along with cross-site requests; bearer tokens do not.
+		if err := s.cop.Check(r); err != nil {
+			s.writeError(w, r, tidings.Errorf(tidings.EFORBIDDEN, "Cross-origin request refused."))
+			return
+		}
+	}
+	s.route(w, r)
+}
+
+// route dispatches to the mux, answering unknown paths and wrong methods
+// with the JSON error body.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
+	probe := httptest.NewRecorder()
+	h.ServeHTTP(probe, r)
+	switch probe.Code {
+	case http.StatusMethodNotAllowed:
+		if allow := probe.Header().Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		s.writeErrorStatus(w, http.StatusMethodNotAllowed,
+			tidings.Errorf(tidings.EINVALID, "Method %s is not allowed on %s.", r.Method, r.URL.Path))
+	case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		h.ServeHTTP(w, r)
+	default:
+		s.writeError(w, r, tidings.Errorf(tidings.ENOTFOUND, "Nothing is at %s.", r.URL.Path))
+	}
+}
+
+// cors answers preflight requests from allowed origins and marks answers to
+// them; it reports whether the request was fully answered.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !s.originAllowed(origin) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
+}
+
+func (s *Server) originAllowed(origin string) bool {
+	for _, o := range s.AllowedOrigins {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// handlerFunc is a handler that returns its error for one place to render.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle registers a handler that needs the given access.
+func (s *Server) handle(pattern string, need access, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := need.check(tidings.AuthFromContext(r.Context())); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	public      access = iota // no credentials needed
+	userAccess                // a session, or a token with the user scope
+	publishable               // also a token with only the publish scope
+	sessionOnly               // a session: tokens may not manage tokens or users
+)
+
+func (a access) check(auth *tidings.Auth) error {
+	if a == public {
+		return nil
+	}
+	if auth == nil || auth.User == nil {
+		return tidings.Errorf(tidings.EUNAUTHORIZED, "Log in or send an API token.")
+	}
+	switch a {
+	case userAccess:
+		if !auth.HasScope(tidings.ScopeUser) {
+			return tidings.Errorf(tidings.EFORBIDDEN, "This token's scopes do not allow this call; it needs the %q scope.", tidings.ScopeUser)
+		}
+	case publishable:
+		if !auth.HasScope(tidings.ScopeUser) && !auth.HasScope(tidings.ScopePublish) {
+			return tidings.Errorf(tidings.EFORBIDDEN, "This token's scopes do not allow publishing.")
+		}
+	case sessionOnly:
+		if auth.Session == nil {
+			return tidings.Errorf(tidings.EFORBIDDEN, "API tokens cannot manage tokens or users; log in instead.")
+		}
+	}
+	return nil
+}
+
+func (s *Server) registerRoutes() {
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.registerAuthRoutes()
+	s.registerUserRoutes()
+	s.registerProjectRoutes()
+	s.registerSettingsRoutes()
+	s.registerMessageRoutes()
+	s.registerPollRoutes()
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if s.Ping != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.Ping(ctx); err != nil {
+			s.Logger.Warn("health check", "err", err)
+			s.writeError(w, r, tidings.Errorf(tidings.EUNAVAILABLE, "The database does not answer."))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// statusRecorder remembers the status for the request log and passes
+// everything else through, including Flush and Hijack via Unwrap.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
