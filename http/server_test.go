@@ -273,3 +273,8 @@ func (s *TestServer) MustPublish(tb testing.TB, token string, body map[string]an
 	s.MustDo(tb, "POST", "/api/v1/messages", token, body, http.StatusAccepted, &res)
 	return res.Recipients
 }
+
+// decodeBody decodes a JSON answer.
+func decodeBody(resp *http.Response, v any) error {
+	return json.NewDecoder(resp.Body).Decode(v)
+}
