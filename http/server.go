@@ -35,6 +35,11 @@ type Server struct {
 	// Heartbeat is the interval of stream keep-alives.
 	Heartbeat time.Duration
 
+	// StreamWriteTimeout bounds how long a stream waits for a client that
+	// does not read; the client is dropped then and resumes from its cursor.
+	// Zero means DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
+
 	// AllowedOrigins may call the API cross-origin, with credentials.
 	AllowedOrigins []string
 
@@ -63,6 +68,9 @@ type Server struct {
 	shutdown chan struct{} // closed when the server starts shutting down
 	streams  sync.WaitGroup
 	closing  sync.Once
+
+	connsMu sync.Mutex
+	conns   map[net.Conn]http.ConnState // connections that have not sent a request yet
 }
 
 // NewServer returns a server with default settings.
@@ -96,6 +104,7 @@ func (s *Server) Open() error {
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug),
+		ConnState:         s.trackConn,
 	}
 	go func() {
 		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -164,6 +173,7 @@ func (s *Server) Close() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.ShutdownWait)
 		defer cancel()
+		go s.closeSilentConns(ctx)
 		err = s.server.Shutdown(ctx)
 		done := make(chan struct{})
 		go func() { s.streams.Wait(); close(done) }() // hijacked connections
@@ -177,6 +187,38 @@ func (s *Server) Close() error {
 		}
 	})
 	return err
+}
+
+// trackConn remembers connections that were opened but have not sent a
+// request: Shutdown would wait for them for 5 s, although most are spares a
+// client dialled and never used.
+func (s *Server) trackConn(c net.Conn, state http.ConnState) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if state == http.StateNew {
+		if s.conns == nil {
+			s.conns = make(map[net.Conn]http.ConnState)
+		}
+		s.conns[c] = state
+		return
+	}
+	delete(s.conns, c)
+}
+
+// closeSilentConns closes, shortly after shutdown began, the connections
+// that still have not sent a request.
+func (s *Server) closeSilentConns(ctx context.Context) {
+	select {
+	case <-time.After(250 * time.Millisecond):
+	case <-ctx.Done():
+		return
+	}
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	for c := range s.conns {
+		c.Close()
+		delete(s.conns, c)
+	}
 }
 
 // Draining reports whether the server is shutting down.
@@ -242,7 +284,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
-		h.ServeHTTP(w, r)
+		s.mux.ServeHTTP(w, r) // sets the path values, which Handler does not
 		return
 	}
 	probe := httptest.NewRecorder()

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -277,4 +279,62 @@ func (s *TestServer) MustPublish(tb testing.TB, token string, body map[string]an
 // decodeBody decodes a JSON answer.
 func decodeBody(resp *http.Response, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+// Client is a browser-like client with a session cookie.
+type Client struct {
+	s      *TestServer
+	client *http.Client
+}
+
+// loginClient logs login in (password "password1") and returns its client.
+func loginClient(tb testing.TB, s *TestServer, login string) *Client {
+	tb.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &Client{s: s, client: &http.Client{Jar: jar}}
+	c.MustDo(tb, "POST", "/api/v1/login", map[string]any{"login": login, "password": "password1"}, http.StatusOK, nil)
+	return c
+}
+
+// Do sends a same-origin request with the session cookie.
+func (c *Client) Do(tb testing.TB, method, path string, body any) (int, []byte) {
+	tb.Helper()
+	req := c.s.NewRequest(tb, method, path, "", body)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// MustDo is Do that requires the status want and decodes into out.
+func (c *Client) MustDo(tb testing.TB, method, path string, body any, want int, out any) {
+	tb.Helper()
+	status, b := c.Do(tb, method, path, body)
+	if status != want {
+		tb.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			tb.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+}
+
+// MustFail requires an error answer with status, code and field.
+func (c *Client) MustFail(tb testing.TB, method, path string, body any, status int, code, field string) {
+	tb.Helper()
+	got, b := c.Do(tb, method, path, body)
+	var e apiError
+	if err := json.Unmarshal(b, &e); err != nil || got != status || e.Error.Code != code || e.Error.Field != field {
+		tb.Fatalf("%s %s: got %d %s, want %d %s field %q", method, path, got, b, status, code, field)
+	}
 }
