@@ -219,7 +219,7 @@ func pathID(r *http.Request, name, what string) (int64, error) {
 
 // list is the shape of every list answer.
 type list[T any] struct {
-	Items []T   `json:"items"`
+	Items []T     `json:"items"`
 	Next  *string `json:"next"`
 }
 

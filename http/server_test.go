@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/tidings/tidings"
-	"github.com/tidings/tidings/hub"
 	tidingshttp "github.com/tidings/tidings/http"
+	"github.com/tidings/tidings/hub"
 	"github.com/tidings/tidings/sqlstore"
 )
 
