@@ -492,11 +492,28 @@ func (db *DB) RemoveMember(ctx context.Context, projectID int64, login string) e
 	})
 }
 
-// afterMemberRemoved drops what a former member should no longer get.
+// afterMemberRemoved drops what a former member should no longer get and
+// what only members may be: the assignee of the project's todos (they become
+// unassigned) and a participant of its appointments (with their reminders).
+// The items change without events of their own: the members are told of the
+// removal itself.
 func (tx *Tx) afterMemberRemoved(projectID, userID int64) error {
-	if _, err := tx.exec(`DELETE FROM muted_projects WHERE user_id = ? AND project_id = ?`, userID, projectID); err != nil {
-		return err
+	steps := []struct {
+		query string
+		args  []any
+	}{
+		{`DELETE FROM muted_projects WHERE user_id = ? AND project_id = ?`, []any{userID, projectID}},
+		{`DELETE FROM pending WHERE user_id = ? AND via_project = ?`, []any{userID, projectID}},
+		{`UPDATE todos SET assignee_id = NULL, updated_at = ? WHERE assignee_id = ? AND project_id = ?`, []any{ms(tx.now), userID, projectID}},
+		{`UPDATE appointments SET updated_at = ? WHERE project_id = ? AND id IN (SELECT appointment_id FROM appointment_participants WHERE user_id = ?)`,
+			[]any{ms(tx.now), projectID, userID}},
+		{`DELETE FROM appointment_participants WHERE user_id = ? AND appointment_id IN (SELECT id FROM appointments WHERE project_id = ?)`,
+			[]any{userID, projectID}},
 	}
-	_, err := tx.exec(`DELETE FROM pending WHERE user_id = ? AND via_project = ?`, userID, projectID)
-	return err
+	for _, s := range steps {
+		if _, err := tx.exec(s.query, s.args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
