@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptrace"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a buffer that the server goroutine writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// run runs one command to its end and returns its exit status and output.
+func run(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut syncBuffer
+	m := &Main{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
+	code := m.exitCode(m.Run(context.Background(), args))
+	return code, out.String(), errOut.String()
+}
+
+// serve starts the real serve wiring and returns its URL, its output and a
+// stop function that shuts it down as SIGTERM does and returns Run's error.
+func serve(t *testing.T, env map[string]string, args ...string) (string, *syncBuffer, func() error) {
+	t.Helper()
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	ready := make(chan string, 1)
+	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: errOut,
+		Getenv: func(k string) string { return env[k] }, Ready: func(u string) { ready <- u }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, append([]string{"serve"}, args...)) }()
+	select {
+	case u := <-ready:
+		var once sync.Once
+		var err error
+		stop := func() error {
+			once.Do(func() {
+				cancel()
+				select {
+				case err = <-done:
+				case <-time.After(15 * time.Second):
+					err = fmt.Errorf("serve did not stop within 15s")
+				}
+			})
+			return err
+		}
+		t.Cleanup(func() { stop() })
+		return u, out, stop
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve ended before it listened: %v\n%s", err, errOut)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("serve did not start:\n%s", errOut)
+	}
+	return "", nil, nil
+}
+
+// demoCredentials reads the login table that serve --demo prints.
+func demoCredentials(t *testing.T, out string) map[string][2]string {
+	t.Helper()
+	creds := map[string][2]string{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && strings.HasPrefix(f[2], "tdg_") {
+			creds[f[0]] = [2]string{f[1], f[2]}
+		}
+	}
+	for _, l := range []string{"alice", "bob", "carol"} {
+		if creds[l][1] == "" {
+			t.Fatalf("demo output has no credentials for %s:\n%s", l, out)
+		}
+	}
+	return creds
+}
+
+type poll struct {
+	Messages []struct {
+		ID, Text, Module string
+		Actor            *struct{ Login string }
+	}
+	Cursor string
+	Missed int
+}
+
+func getPoll(t *testing.T, base, token, query string) poll {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/v1/poll?"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p poll
+	if resp.StatusCode != 200 {
+		t.Fatalf("poll: status %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestServeDemoEndToEnd is the README's promise: start with --demo, hold a
+// poll as bob, publish as alice, and bob's poll answers.
+func TestServeDemoEndToEnd(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tidings.db")
+	base, out, stop := serve(t, nil, "--demo", "--addr", "127.0.0.1:0", "--db", db)
+	creds := demoCredentials(t, out.String())
+	if !strings.Contains(out.String(), base+"/api/v1/poll") {
+		t.Errorf("demo instructions do not use the real address %s", base)
+	}
+
+	start := getPoll(t, base, creds["bob"][1], "timeout=0")
+	got := make(chan poll, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", base+"/api/v1/poll?timeout=20&since="+start.Cursor, nil)
+		req.Header.Set("Authorization", "Bearer "+creds["bob"][1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- poll{}
+			return
+		}
+		defer resp.Body.Close()
+		var p poll
+		json.NewDecoder(resp.Body).Decode(&p)
+		got <- p
+	}()
+	time.Sleep(50 * time.Millisecond) // let the poll be held; it answers either way
+
+	code, stdout, stderr := run(t, map[string]string{"TIDINGS_TOKEN": creds["alice"][1]}, "",
+		"publish", "--server", base, "--to", "bob", "Coffee in the kitchen")
+	if code != 0 {
+		t.Fatalf("publish exited %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "1 recipient") {
+		t.Errorf("publish printed %q", stdout)
+	}
+	select {
+	case p := <-got:
+		if len(p.Messages) != 1 || p.Messages[0].Text != "Coffee in the kitchen" || p.Messages[0].Actor.Login != "alice" {
+			t.Fatalf("bob's poll answered %+v", p)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("bob's poll did not answer")
+	}
+
+	// Passwords work for the browser login too.
+	body := fmt.Sprintf(`{"login":"carol","password":%q}`, creds["carol"][0])
+	resp, err := http.Post(base+"/api/v1/login", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("demo login: status %d", resp.StatusCode)
+	}
+
+	// A held poll is answered, not cut, when the server stops.
+	carol := getPoll(t, base, creds["carol"][1], "timeout=0")
+	wrote := make(chan struct{})
+	held := make(chan poll, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", base+"/api/v1/poll?timeout=20&since="+carol.Cursor, nil)
+		req.Header.Set("Authorization", "Bearer "+creds["carol"][1])
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) },
+		}))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("poll at shutdown: %v", err)
+			held <- poll{}
+			return
+		}
+		defer resp.Body.Close()
+		var p poll
+		if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&p) != nil {
+			t.Errorf("poll at shutdown: status %d", resp.StatusCode)
+		}
+		held <- p
+	}()
+	<-wrote
+	time.Sleep(100 * time.Millisecond) // for the server to read it
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if p := <-held; len(p.Messages) != 0 || p.Cursor != carol.Cursor {
+		t.Fatalf("poll at shutdown answered %+v, want [] with cursor %s", p, carol.Cursor)
+	}
+}
+
+// TestCommandsOnTheServersDatabase adds a user and a token while serve runs
+// on the same file; the server sees both at once.
+func TestCommandsOnTheServersDatabase(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tidings.db")
+	env := map[string]string{"TIDINGS_DB": db}
+	base, _, _ := serve(t, env, "--addr", "127.0.0.1:0")
+
+	code, stdout, stderr := run(t, env, "correct horse battery\n",
+		"user", "add", "--login", "dora", "--name", "Dora Diaz", "--email", "dora@example.org", "--admin")
+	if code != 0 {
+		t.Fatalf("user add exited %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "dora") {
+		t.Errorf("user add printed %q", stdout)
+	}
+	code, stdout, stderr = run(t, env, "", "token", "create", "--user", "dora", "--scope", "publish", "--name", "ops")
+	if code != 0 {
+		t.Fatalf("token create exited %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	token := lines[len(lines)-1]
+	if !strings.HasPrefix(token, "tdg_") || strings.ContainsAny(token, " \t") {
+		t.Fatalf("last line of token create is %q, want the token alone", token)
+	}
+
+	resp, err := http.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"login":"dora","password":"correct horse battery"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("login of the new user: status %d", resp.StatusCode)
+	}
+	code, _, stderr = run(t, nil, "", "publish", "--server", base, "--token", token, "--to", "dora", "note to self")
+	if code != 0 {
+		t.Fatalf("publish with the new token exited %d: %s", code, stderr)
+	}
+	// The server's refusal is an error with its message, exit status 1.
+	code, _, stderr = run(t, nil, "", "publish", "--server", base, "--token", token, "--to", "nobody", "hello")
+	if code != 1 || !strings.Contains(stderr, "recipients") || !strings.Contains(stderr, "nobody") {
+		t.Fatalf("publish to an unknown login: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tidings.db")
+	cases := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		says  string
+	}{
+		{"no command", "", nil, 2, "no command"},
+		{"unknown command", "", []string{"frobnicate"}, 2, "frobnicate"},
+		{"unknown flag", "", []string{"serve", "--colour", "red"}, 2, "colour"},
+		{"bad duration", "", []string{"serve", "--poll-timeout", "soon"}, 2, "poll-timeout"},
+		{"publish without text", "", []string{"publish", "--to", "bob", "--token", "x"}, 2, "text"},
+		{"user add without login", "", []string{"user", "add", "--db", db, "--email", "a@example.org"}, 2, "--login"},
+		{"short password", "short\n", []string{"user", "add", "--db", db, "--login", "erin", "--email", "e@example.org"}, 1, "at least 8"},
+		{"bad login", "long enough\n", []string{"user", "add", "--db", db, "--login", "Erin!", "--email", "e@example.org"}, 1, "--login"},
+		{"token for unknown user", "", []string{"token", "create", "--db", db, "--user", "ghost"}, 1, "ghost"},
+		{"unknown scope", "", []string{"token", "create", "--db", db, "--user", "x", "--scope", "root"}, 2, "root"},
+		{"server unreachable", "", []string{"publish", "--server", "http://127.0.0.1:1", "--token", "t", "--to", "bob", "hi"}, 1, "127.0.0.1:1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := run(t, nil, c.stdin, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.says) {
+				t.Fatalf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, c.code, c.says)
+			}
+		})
+	}
+}
+
+func TestEnvironmentVariablesSetFlags(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tidings.db")
+	code, _, stderr := run(t, map[string]string{"TIDINGS_POLL_TIMEOUT": "forever"}, "", "serve", "--db", db)
+	if code != 2 || !strings.Contains(stderr, "TIDINGS_POLL_TIMEOUT") {
+		t.Fatalf("bad TIDINGS_POLL_TIMEOUT: exit %d, %q", code, stderr)
+	}
+	// A flag given on the command line wins over the variable.
+	base, _, _ := serve(t, map[string]string{"TIDINGS_ADDR": "256.0.0.1:1", "TIDINGS_DB": db}, "--addr", "127.0.0.1:0")
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+}
