@@ -116,6 +116,34 @@ func (db *DB) CreateUser(ctx context.Context, u *tidings.User, password string) 
 	if err != nil {
 		return err
 	}
+	return db.insertUser(ctx, u, hash)
+}
+
+// HashPassword returns the stored form of a password, for ImportUser.
+func HashPassword(password string) (string, error) {
+	if err := tidings.ValidatePassword(password); err != nil {
+		return "", err
+	}
+	return hashPassword(password)
+}
+
+// ImportUser stores a user whose password is already hashed by
+// HashPassword: for moving users between databases, and for setting up many
+// users without paying the slow hash for each.
+func (db *DB) ImportUser(ctx context.Context, u *tidings.User, passwordHash string) error {
+	if err := requireAdmin(ctx); err != nil {
+		return err
+	}
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(passwordHash, "$argon2id$") {
+		return tidings.Invalidf("password", "The password hash is not an argon2id hash.")
+	}
+	return db.insertUser(ctx, u, passwordHash)
+}
+
+func (db *DB) insertUser(ctx context.Context, u *tidings.User, hash string) error {
 	return db.write(ctx, func(tx *Tx) error {
 		var taken int
 		if err := tx.queryRow(`SELECT COUNT(*) FROM users WHERE login = ?`, u.Login).Scan(&taken); err != nil {
