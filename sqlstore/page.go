@@ -44,3 +44,37 @@ func parsePageToken(token string) (int64, error) {
 	}
 	return id, nil
 }
+
+// pageTokenAt encodes the position after which the next page of a list
+// ordered by (key, id) starts.
+func pageTokenAt(key, afterID int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("p2:" + strconv.FormatInt(key, 10) + ":" + strconv.FormatInt(afterID, 10)))
+}
+
+// parsePageTokenAt decodes a token made by pageTokenAt; ok is false for ""
+// (the first page).
+func parsePageTokenAt(token string) (key, afterID int64, ok bool, err error) {
+	if token == "" {
+		return 0, 0, false, nil
+	}
+	bad := tidings.Invalidf("after", "The page token is not valid.")
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return 0, 0, false, bad
+	}
+	s, found := strings.CutPrefix(string(b), "p2:")
+	if !found {
+		return 0, 0, false, bad
+	}
+	k, i, found := strings.Cut(s, ":")
+	if !found {
+		return 0, 0, false, bad
+	}
+	if key, err = strconv.ParseInt(k, 10, 64); err != nil {
+		return 0, 0, false, bad
+	}
+	if afterID, err = strconv.ParseInt(i, 10, 64); err != nil || afterID < 0 {
+		return 0, 0, false, bad
+	}
+	return key, afterID, true, nil
+}

@@ -13,12 +13,21 @@ import (
 const fireBatch = 500
 
 // FireDue gives the messages that have become due their numbers, after
-// checking each recipient's access and settings again. It returns how many
-// were delivered and whether more are due.
+// checking each recipient's access and settings again, and fires the
+// appointment reminders that are due. It returns how many messages were
+// delivered and whether more are due.
 func (db *DB) FireDue(ctx context.Context) (fired int, more bool, err error) {
 	err = db.write(ctx, func(tx *Tx) error {
-		fired, more, err = tx.firePending()
-		return err
+		pending, morePending, err := tx.firePending()
+		if err != nil {
+			return err
+		}
+		reminders, moreReminders, err := tx.fireReminders()
+		if err != nil {
+			return err
+		}
+		fired, more = pending+reminders, morePending || moreReminders
+		return nil
 	})
 	return fired, more, err
 }
@@ -106,9 +115,9 @@ func (tx *Tx) mayStillReceive(userID, viaProject, viaActor int64) (bool, error) 
 	return true, nil
 }
 
-// NextDue returns when the earliest scheduled message is due.
+// NextDue returns when the earliest scheduled message or reminder is due.
 func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
-	stmt, err := db.rstmt(`SELECT MIN(valid_from) FROM pending`)
+	stmt, err := db.rstmt(`SELECT MIN(due) FROM (SELECT MIN(valid_from) AS due FROM pending UNION ALL SELECT MIN(fire_at) FROM reminders)`)
 	if err != nil {
 		return time.Time{}, false, err
 	}

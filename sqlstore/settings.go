@@ -125,8 +125,9 @@ func (db *DB) UpdateSettings(ctx context.Context, upd tidings.SettingsUpdate) (*
 }
 
 // afterSettingsChanged is where settings that shape scheduled work (the
-// reminder lead) take effect.
-func (tx *Tx) afterSettingsChanged(userID int64) error { return nil }
+// reminder lead) take effect: the user's pending reminders move to their
+// lead. Kinds and muted projects are checked when a reminder fires.
+func (tx *Tx) afterSettingsChanged(userID int64) error { return tx.moveReminders(userID) }
 
 func dedupe(ids []int64) []int64 {
 	out := append([]int64{}, ids...)
