@@ -48,12 +48,15 @@ type Server struct {
 
 	Logger *slog.Logger
 
-	AuthService     tidings.AuthService
-	UserService     tidings.UserService
-	ProjectService  tidings.ProjectService
-	MessageService  tidings.MessageService
-	SettingsService tidings.SettingsService
-	Hub             tidings.Hub
+	AuthService        tidings.AuthService
+	UserService        tidings.UserService
+	ProjectService     tidings.ProjectService
+	MessageService     tidings.MessageService
+	SettingsService    tidings.SettingsService
+	TodoService        tidings.TodoService
+	NoteService        tidings.NoteService
+	AppointmentService tidings.AppointmentService
+	Hub                tidings.Hub
 
 	// Ping reports whether the database answers, for /healthz.
 	Ping func(context.Context) error
@@ -121,7 +124,8 @@ func (s *Server) init() error {
 		return nil
 	}
 	if s.AuthService == nil || s.UserService == nil || s.ProjectService == nil ||
-		s.MessageService == nil || s.SettingsService == nil || s.Hub == nil {
+		s.MessageService == nil || s.SettingsService == nil || s.Hub == nil ||
+		s.TodoService == nil || s.NoteService == nil || s.AppointmentService == nil {
 		return errors.New("http: server is missing a service")
 	}
 	s.cop = http.NewCrossOriginProtection()
@@ -389,6 +393,9 @@ func (s *Server) registerRoutes() {
 	s.registerUserRoutes()
 	s.registerProjectRoutes()
 	s.registerSettingsRoutes()
+	s.registerTodoRoutes()
+	s.registerNoteRoutes()
+	s.registerAppointmentRoutes()
 	s.registerMessageRoutes()
 	s.registerPollRoutes()
 	s.registerStreamRoutes()

@@ -79,6 +79,7 @@ func MustOpenServer(tb testing.TB, opts ...Option) *TestServer {
 	s.Logger = slog.New(slog.DiscardHandler)
 	s.AuthService, s.UserService, s.ProjectService = s.DB, s.DB, s.DB
 	s.MessageService, s.SettingsService = s.DB, s.DB
+	s.TodoService, s.NoteService, s.AppointmentService = s.DB, s.DB, s.DB
 	s.Server.Hub = s.Hub
 	s.Ping = s.DB.Ping
 	s.ShutdownWait = 5 * time.Second

@@ -74,6 +74,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	srv.ProjectService = db
 	srv.MessageService = db
 	srv.SettingsService = db
+	srv.TodoService = db
+	srv.NoteService = db
+	srv.AppointmentService = db
 	srv.Hub = h
 	srv.Ping = db.Ping
 	if err := srv.Open(); err != nil {
