@@ -166,3 +166,32 @@ func TestDrainingAnswers503(t *testing.T) {
 		t.Fatalf("while draining: %d %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 	}
 }
+
+// TestPresenceGoesToProjectMatesOnly: login and logout notices reach those
+// who share a project with the user and want them, nobody else.
+func TestPresenceGoesToProjectMatesOnly(t *testing.T) {
+	s := MustOpenServer(t)
+	_, alice := s.MustCreateUser(t, "alice", false)
+	_, bob := s.MustCreateUser(t, "bob", false)
+	_, carol := s.MustCreateUser(t, "carol", false)
+	_, eve := s.MustCreateUser(t, "eve", false)
+	s.MustCreateProject(t, alice, "Office move", "bob", "carol")
+	s.MustDo(t, "PUT", "/api/v1/me/settings", carol, map[string]any{"presence": false}, 200, nil)
+	aliceIn, carolIn, eveIn := newInbox(t, s, alice), newInbox(t, s, carol), newInbox(t, s, eve)
+	_ = bob
+
+	c := loginClient(t, s, "bob")
+	c.MustDo(t, "POST", "/api/v1/logout", nil, 204, nil)
+
+	m := aliceIn.next(t)
+	if len(m) != 2 || m[0].Process != "login" || m[1].Process != "logout" || m[0].Item != nil ||
+		m[0].Text != "Bob Tester logged in" || m[0].Actor == nil || m[0].Actor.Login != "bob" {
+		t.Fatalf("alice got %+v, want bob's login and logout", m)
+	}
+	if got := carolIn.next(t); len(got) != 0 {
+		t.Fatalf("carol, with presence off, got %+v", got)
+	}
+	if got := eveIn.next(t); len(got) != 0 {
+		t.Fatalf("eve, who shares no project with bob, got %+v", got)
+	}
+}
