@@ -457,3 +457,18 @@ func TestShutdownAnswersHeldPolls(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPollWithAnotherUsersCursor: a cursor names its user; with another
+// user's cursor a client reads nothing of theirs.
+func TestPollWithAnotherUsersCursor(t *testing.T) {
+	s := MustOpenServer(t)
+	_, alice := s.MustCreateUser(t, "alice", true)
+	_, bob := s.MustCreateUser(t, "bob", false)
+	_, carol := s.MustCreateUser(t, "carol", false)
+	carolStart := s.MustPoll(t, carol, "timeout=0").Cursor
+	s.MustPublish(t, alice, map[string]any{"recipients": []string{"carol"}, "text": "for carol only"})
+	s.MustFail(t, "GET", "/api/v1/poll?timeout=0&since="+carolStart, bob, nil, 400, "invalid_cursor", "since")
+	if p := s.MustPoll(t, bob, "timeout=0"); len(p.Messages) != 0 {
+		t.Fatalf("bob read %+v", p.Messages)
+	}
+}
