@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -291,9 +290,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(w, r) // sets the path values, which Handler does not
 		return
 	}
-	probe := httptest.NewRecorder()
+	probe := &probeWriter{header: http.Header{}}
 	h.ServeHTTP(probe, r)
-	switch probe.Code {
+	switch probe.code {
 	case http.StatusMethodNotAllowed:
 		if allow := probe.Header().Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
@@ -304,6 +303,23 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)
 	default:
 		s.writeError(w, r, tidings.Errorf(tidings.ENOTFOUND, "Nothing is at %s.", r.URL.Path))
+	}
+}
+
+// probeWriter catches what the mux would answer for an unmatched request
+// (404, 405 or a redirect), so that it can be answered with a JSON body.
+type probeWriter struct {
+	header http.Header
+	code   int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func (p *probeWriter) WriteHeader(code int) {
+	if p.code == 0 {
+		p.code = code
 	}
 }
 
