@@ -3,6 +3,7 @@ module github.com/tidings/tidings
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	golang.org/x/crypto v0.59.0
 	golang.org/x/term v0.48.0
 	modernc.org/sqlite v1.62.0

@@ -36,6 +36,11 @@ type delivery struct {
 	// closed, if set, ends the loop when the transport notices its client
 	// left (a WebSocket reader).
 	closed <-chan struct{}
+
+	// ready, if set, is called once, after the first read succeeded and
+	// before anything is sent: a stream starts its answer there, so that a
+	// cursor the store refuses is still answered with an error.
+	ready func() error
 }
 
 // deliver runs the delivery loop until the client leaves, the server shuts
@@ -71,6 +76,12 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 				return ctx.Err()
 			}
 			return err
+		}
+		if d.ready != nil {
+			if err := d.ready(); err != nil {
+				return err
+			}
+			d.ready = nil
 		}
 		if len(batch.Messages) > 0 || batch.Missed > 0 {
 			if err := d.send(batch); err != nil {

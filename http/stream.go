@@ -1,4 +1,169 @@
 package http
 
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/tidings/tidings"
+)
+
+// DefaultStreamWriteTimeout is how long a stream waits for a client that
+// does not read before it drops it.
+const DefaultStreamWriteTimeout = 10 * time.Second
+
+// sseRetry is the reconnection delay an event stream asks browsers for.
+const sseRetry = 2 * time.Second
+
+// sseBufferKeep is the largest encoding buffer a stream keeps between
+// batches; a larger one, grown by a big batch, is given back.
+const sseBufferKeep = 64 << 10
+
 // registerStreamRoutes registers server-sent events and WebSocket.
-func (s *Server) registerStreamRoutes() {}
+func (s *Server) registerStreamRoutes() {
+	s.handle("GET /api/v1/stream", userAccess, s.handleStream)
+	s.handle("GET /api/v1/ws", userAccess, s.handleWebSocket)
+}
+
+func (s *Server) streamWriteTimeout() time.Duration {
+	if s.StreamWriteTimeout > 0 {
+		return s.StreamWriteTimeout
+	}
+	return DefaultStreamWriteTimeout
+}
+
+func (s *Server) heartbeatEvery() time.Duration {
+	if s.Heartbeat > 0 {
+		return s.Heartbeat
+	}
+	return DefaultHeartbeat
+}
+
+// handleStream serves server-sent events. The browser sends Last-Event-ID
+// when it reconnects while the URL keeps the since it was opened with, so
+// the header wins.
+func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
+	raw := r.URL.Query().Get("since")
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		raw = id
+	}
+	since, err := parseSince(raw)
+	if err != nil {
+		return err
+	}
+	user := tidings.UserFromContext(r.Context())
+	sse := &sseWriter{w: w, rc: http.NewResponseController(w), timeout: s.streamWriteTimeout()}
+	err = s.deliver(r.Context(), delivery{
+		userID:         user.ID,
+		since:          since,
+		ready:          sse.open,
+		send:           sse.send,
+		heartbeat:      sse.ping,
+		heartbeatEvery: s.heartbeatEvery(),
+	})
+	if !sse.started {
+		if r.Context().Err() != nil {
+			return nil // the client left: nobody to answer
+		}
+		return err
+	}
+	// The answer ends normally, also on shutdown: the server still writes
+	// the end of the chunked body, which needs a deadline of its own.
+	_ = sse.rc.SetWriteDeadline(time.Now().Add(sse.timeout))
+	s.logStreamEnd(r, user.ID, "sse", err)
+	return nil
+}
+
+// logStreamEnd logs why a stream ended, when that is worth knowing.
+func (s *Server) logStreamEnd(r *http.Request, userID int64, transport string, err error) {
+	var we *writeError
+	switch {
+	case err == nil, errors.Is(err, errShutdown), r.Context().Err() != nil:
+	case errors.As(err, &we) && errors.Is(err, os.ErrDeadlineExceeded):
+		s.Logger.Info("dropped a stream client that stopped reading", "transport", transport, "user", userID)
+	case errors.As(err, &we):
+		s.Logger.Debug("stream client gone", "transport", transport, "user", userID, "err", err)
+	default:
+		s.Logger.Error("stream", "transport", transport, "user", userID, "err", err)
+	}
+}
+
+// writeError is a failed write to a stream's client: it stopped reading or
+// went away, which is no fault of the server's.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "write to stream client: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// sseWriter encodes batches as server-sent events. Each batch is written
+// and flushed at once, under a write deadline: a client that does not read
+// fills its socket buffers, the deadline passes, and the stream ends.
+type sseWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	buf     bytes.Buffer
+	started bool
+}
+
+// open starts the answer: headers, and the reconnection delay.
+func (e *sseWriter) open() error {
+	h := e.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	e.w.WriteHeader(http.StatusOK)
+	e.started = true
+	e.buf.WriteString("retry: " + strconv.FormatInt(sseRetry.Milliseconds(), 10) + "\n\n")
+	return e.flush()
+}
+
+// send writes a gap as a missed event and each message as a message event
+// whose id is its cursor. A gap without messages carries the cursor after
+// it, so that a reconnecting browser is not told of the same gap again.
+func (e *sseWriter) send(b *tidings.MessageBatch) error {
+	if b.Missed > 0 {
+		if len(b.Messages) == 0 {
+			e.buf.WriteString("id: " + b.Cursor.String() + "\n")
+		}
+		e.buf.WriteString(`event: missed` + "\n" + `data: {"missed": ` + strconv.FormatInt(b.Missed, 10) + "}\n\n")
+	}
+	enc := json.NewEncoder(&e.buf) // one line: JSON escapes every newline
+	for _, m := range b.Messages {
+		e.buf.WriteString("id: " + m.ID + "\nevent: message\ndata: ")
+		if err := enc.Encode(m); err != nil {
+			return err
+		}
+		e.buf.WriteByte('\n')
+	}
+	return e.flush()
+}
+
+// ping writes a comment, which keeps proxies from closing an idle stream.
+func (e *sseWriter) ping() error {
+	e.buf.WriteString(": ping\n\n")
+	return e.flush()
+}
+
+func (e *sseWriter) flush() error {
+	defer func() {
+		e.buf.Reset()
+		if e.buf.Cap() > sseBufferKeep {
+			e.buf = bytes.Buffer{}
+		}
+	}()
+	if err := e.rc.SetWriteDeadline(time.Now().Add(e.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return &writeError{err}
+	}
+	if _, err := e.w.Write(e.buf.Bytes()); err != nil {
+		return &writeError{err}
+	}
+	if err := e.rc.Flush(); err != nil {
+		return &writeError{err}
+	}
+	return nil
+}
