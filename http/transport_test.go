@@ -1,10 +1,12 @@
 package http_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,4 +154,190 @@ func TestClientScriptIsServed(t *testing.T) {
 			t.Fatalf("node --check: %v\n%s", err, out)
 		}
 	}
+}
+
+// clientDriver runs tidings.js in node and prints what its callbacks
+// receive, one JSON object a line.
+const clientDriver = `
+import { TidingsClient } from "./tidings.mjs";
+const [base, token, transport, since] = process.argv.slice(2);
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+const client = new TidingsClient({
+  base, token, transport, since: since || undefined,
+  streamTimeout: 500,
+  onMessage: (m) => out({ kind: "message", text: m.text, id: m.id, transport: client.state.transport }),
+  onMissed: (n) => out({ kind: "missed", missed: n }),
+  onReset: () => out({ kind: "reset" }),
+  onState: (s) => out({ kind: "state", transport: s.transport, online: s.online, connection: s.connection }),
+});
+client.start();
+process.stdin.on("end", () => { client.stop(); process.exit(0); });
+process.stdin.resume();
+`
+
+// clientEvent is a line the driver prints.
+type clientEvent struct {
+	Kind       string `json:"kind"`
+	Text       string `json:"text"`
+	Transport  string `json:"transport"`
+	Online     bool   `json:"online"`
+	Connection string `json:"connection"`
+}
+
+// runClient starts tidings.js in node against base and returns its
+// callbacks' events.
+func runClient(t *testing.T, s *TestServer, base, token, transport, since string) <-chan clientEvent {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	dir := t.TempDir()
+	status, script := s.Do(t, "GET", "/static/tidings.js", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /static/tidings.js: %d", status)
+	}
+	for name, body := range map[string][]byte{"tidings.mjs": script, "driver.mjs": []byte(clientDriver)} {
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(node, filepath.Join(dir, "driver.mjs"), base, token, transport, since)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	events := make(chan clientEvent, 100)
+	go func() {
+		defer close(events)
+		dec := json.NewDecoder(stdout)
+		for {
+			var ev clientEvent
+			if err := dec.Decode(&ev); err != nil {
+				return
+			}
+			events <- ev
+		}
+	}()
+	return events
+}
+
+// expect reads the client's events until one satisfies ok.
+func expect(t *testing.T, events <-chan clientEvent, what string, ok func(clientEvent) bool) clientEvent {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case ev, open := <-events:
+			if !open {
+				t.Fatalf("the client ended while waiting for %s", what)
+			}
+			if ok(ev) {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestClientScriptInNode runs tidings.js against a real server: on each
+// transport node has (it has no WebSocket), behind a proxy that buffers
+// answers (it must fall back to polling), and with a refused cursor (it
+// must start over and say so).
+func TestClientScriptInNode(t *testing.T) {
+	s := MustOpenServer(t)
+	_, alice := s.MustCreateUser(t, "alice", true)
+	_, bobToken := s.MustCreateUser(t, "bob", false)
+
+	// buffering is a proxy that answers only once the server's answer ended.
+	buffering := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, s.URL()+r.URL.RequestURI(), nil)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	t.Cleanup(buffering.Close)
+
+	for _, tc := range []struct {
+		name, base, transport, since string
+		want                         string // the transport it ends up on
+	}{
+		{"sse", s.URL(), "sse", "", "sse"},
+		{"poll", s.URL(), "poll", "", "poll"},
+		{"auto", s.URL(), "auto", "", "sse"},
+		{"auto behind a buffering proxy", buffering.URL, "auto", "", "poll"},
+		{"refused cursor", s.URL(), "auto", "AAAAAAAAAAAAAAAA", "sse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			since := tc.since
+			if since == "" {
+				var now struct{ Cursor string }
+				s.MustDo(t, "GET", "/api/v1/cursor", bobToken, nil, http.StatusOK, &now)
+				since = now.Cursor
+			}
+			events := runClient(t, s, tc.base, bobToken, tc.transport, since)
+			if tc.since != "" {
+				expect(t, events, "a reset", func(ev clientEvent) bool { return ev.Kind == "reset" })
+				// Starting over, it gets what is deliverable now; then the new ones.
+			}
+			expect(t, events, "online on "+tc.want, func(ev clientEvent) bool {
+				return ev.Kind == "state" && ev.Online && ev.Connection == "online" && ev.Transport == tc.want
+			})
+			for i := range 3 {
+				text := fmt.Sprintf("%s %d <b>", tc.name, i)
+				s.MustPublish(t, alice, map[string]any{"recipients": []string{"bob"}, "text": text})
+				ev := expect(t, events, "message "+text, func(ev clientEvent) bool {
+					return ev.Kind == "message" && (tc.since == "" || strings.HasPrefix(ev.Text, tc.name))
+				})
+				if ev.Text != text || ev.Transport != tc.want {
+					t.Fatalf("got %q by %s, want %q by %s", ev.Text, ev.Transport, text, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestClientScriptGoesOffline: when the server goes away, the client says
+// so soon, and keeps trying.
+func TestClientScriptGoesOffline(t *testing.T) {
+	s := MustOpenServer(t)
+	_, bobToken := s.MustCreateUser(t, "bob", false)
+	events := runClient(t, s, s.URL(), bobToken, "auto", "")
+	expect(t, events, "online", func(ev clientEvent) bool { return ev.Kind == "state" && ev.Online })
+	s.MustClose(t)
+	expect(t, events, "offline", func(ev clientEvent) bool {
+		return ev.Kind == "state" && !ev.Online && ev.Connection == "offline"
+	})
 }

@@ -135,7 +135,9 @@ export class TidingsClient {
         else this._call(this._on.missed, null);
         continue;
       }
-      if (conn.alive && Date.now() - conn.since >= 5000) this._attempt = 0;
+      // The server works: back off from scratch next time. A stream must
+      // have lasted a while, or one that a proxy cuts at once would spin.
+      if (conn.alive && (kind === "poll" || Date.now() - conn.since >= 5000)) this._attempt = 0;
       if (err) {
         if (!conn.alive && kind !== "poll" && this._transport === "auto") {
           // The stream never showed it works: try the next transport now.
@@ -163,7 +165,8 @@ export class TidingsClient {
     if (!this._token && typeof WebSocket === "function") order.push("ws");
     if (typeof fetch === "function" && typeof ReadableStream === "function") order.push("sse");
     if (this._state.transport === "poll" && Date.now() - this._pollingSince > PROBE_AGAIN) {
-      this._strikes = { ws: 0, sse: 0 };
+      this._strikes = { ws: 0, sse: 0 }; // the stream may work by now
+      this._pollingSince = Date.now();
     }
     for (const kind of order) {
       if (this._strikes[kind] === 0) return kind;
@@ -206,10 +209,13 @@ export class TidingsClient {
     return { headers, signal, credentials: this._token ? "omit" : "include" };
   }
 
-  // _poll asks once; the loop asks again at once.
+  // _poll asks once; the loop asks again at once. Until a poll has been
+  // answered it asks without holding, to know at once that the server works.
   async _poll(conn, signal) {
-    const url = this._url("/api/v1/poll", { since: this._cursor, timeout: this._pollTimeout });
-    const timer = setTimeout(() => this._abort?.abort(), (this._pollTimeout + 15) * 1000);
+    const known = this._state.online && this._state.transport === "poll";
+    const timeout = known ? this._pollTimeout : 0;
+    const url = this._url("/api/v1/poll", { since: this._cursor, timeout });
+    const timer = setTimeout(() => this._abort?.abort(), (timeout + 15) * 1000);
     let answer;
     try {
       const res = await fetch(url, this._fetchOptions(signal, "application/json"));
@@ -271,6 +277,7 @@ export class TidingsClient {
       local.abort();
     }
     if (timedOut) throw timedOut;
+    if (!conn.alive) throw new TidingsError("network", "The stream ended before it began.");
   }
 
   _sseEvent(ev) {
