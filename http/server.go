@@ -71,6 +71,8 @@ type Server struct {
 	streams  sync.WaitGroup
 	closing  sync.Once
 
+	streamsMu sync.Mutex // orders streams.Add against Close's Wait
+
 	connsMu sync.Mutex
 	conns   map[net.Conn]http.ConnState // connections that have not sent a request yet
 }
@@ -98,7 +100,7 @@ func (s *Server) Open() error {
 	if err != nil {
 		return err
 	}
-	s.ln = ln
+	s.ln = &boundedListener{Listener: ln}
 	s.server = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -168,7 +170,9 @@ func (s *Server) ListenAddr() string {
 func (s *Server) Close() error {
 	var err error
 	s.closing.Do(func() {
+		s.streamsMu.Lock()
 		s.draining.Store(true)
+		s.streamsMu.Unlock()
 		close(s.shutdown)
 		if s.server == nil {
 			s.cancel()
@@ -190,6 +194,34 @@ func (s *Server) Close() error {
 		}
 	})
 	return err
+}
+
+// beginStream counts a hijacked stream that Close must wait for; it
+// reports false once the server is shutting down.
+func (s *Server) beginStream() (done func(), ok bool) {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.draining.Load() {
+		return nil, false
+	}
+	s.streams.Add(1)
+	return s.streams.Done, true
+}
+
+// connSendBuffer bounds the kernel's send buffer of each connection (Linux
+// doubles it), so that a stream client that stops reading holds about
+// 1 MiB of the server's memory before its writes block and it is dropped,
+// instead of the several MiB that buffer auto-tuning would grant it.
+const connSendBuffer = 512 << 10
+
+type boundedListener struct{ net.Listener }
+
+func (l *boundedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(connSendBuffer)
+	}
+	return c, err
 }
 
 // trackConn remembers connections that were opened but have not sent a

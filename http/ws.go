@@ -47,11 +47,11 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.streams.Add(1)
-	defer s.streams.Done()
-	if s.draining.Load() {
+	done, ok := s.beginStream()
+	if !ok {
 		return tidings.Errorf(tidings.EUNAVAILABLE, "The server is shutting down; try again in a moment.")
 	}
+	defer done()
 
 	user := tidings.UserFromContext(r.Context())
 	ws := &wsWriter{timeout: s.streamWriteTimeout()}
