@@ -190,7 +190,10 @@ func runClient(t *testing.T, s *TestServer, base, token, transport, since string
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed")
+		if os.Getenv("TIDINGS_REQUIRE_NODE") == "1" {
+			t.Fatal("node is required (TIDINGS_REQUIRE_NODE=1) but not installed")
+		}
+		t.Skip("node is not installed; set TIDINGS_REQUIRE_NODE=1 to make this a failure")
 	}
 	dir := t.TempDir()
 	status, script := s.Do(t, "GET", "/static/tidings.js", "", nil)
