@@ -10,13 +10,11 @@ import (
 
 func (s *Server) registerAppointmentRoutes() {
 	s.handle("GET /api/v1/projects/{id}/appointments", userAccess, s.handleAppointmentList)
-	s.handle("POST /api/v1/projects/{id}/appointments", userAccess, s.handleAppointmentCreate)
-	s.handle("GET /api/v1/appointments/{id}", userAccess, s.handleAppointmentGet)
-	s.handle("PATCH /api/v1/appointments/{id}", userAccess, s.handleAppointmentUpdate)
-	s.handle("DELETE /api/v1/appointments/{id}", userAccess, s.handleAppointmentDelete)
+	s.handle("POST /api/v1/projects/{id}/appointments", userAccess, createHandler(newAppointment, s.AppointmentService.CreateAppointment))
+	s.handle("GET /api/v1/appointments/{id}", userAccess, readHandler("Appointment", s.AppointmentService.FindAppointmentByID))
+	s.handle("PATCH /api/v1/appointments/{id}", userAccess, updateHandler("Appointment", (*appointmentRequest).update, s.AppointmentService.UpdateAppointment))
+	s.handle("DELETE /api/v1/appointments/{id}", userAccess, deleteHandler("Appointment", s.AppointmentService.DeleteAppointment))
 }
-
-func appointmentID(r *http.Request) (int64, error) { return pathID(r, "id", "Appointment") }
 
 // parseTimeParam reads an RFC 3339 time or a date (its midnight, UTC).
 func parseTimeParam(field, v string) (time.Time, error) {
@@ -93,70 +91,12 @@ func (req *appointmentRequest) update() (tidings.AppointmentUpdate, error) {
 	return u, nil
 }
 
-func (s *Server) handleAppointmentCreate(w http.ResponseWriter, r *http.Request) error {
-	pid, err := projectID(r)
-	if err != nil {
-		return err
-	}
-	var req appointmentRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		return err
-	}
+func newAppointment(projectID int64, req *appointmentRequest) (*tidings.Appointment, error) {
 	upd, err := req.update()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a := &tidings.Appointment{Project: tidings.ProjectRef{ID: pid}}
+	a := &tidings.Appointment{Project: tidings.ProjectRef{ID: projectID}}
 	upd.Apply(a)
-	if err := s.AppointmentService.CreateAppointment(r.Context(), a); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, a)
-	return nil
-}
-
-func (s *Server) handleAppointmentGet(w http.ResponseWriter, r *http.Request) error {
-	id, err := appointmentID(r)
-	if err != nil {
-		return err
-	}
-	a, err := s.AppointmentService.FindAppointmentByID(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, a)
-	return nil
-}
-
-func (s *Server) handleAppointmentUpdate(w http.ResponseWriter, r *http.Request) error {
-	id, err := appointmentID(r)
-	if err != nil {
-		return err
-	}
-	var req appointmentRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		return err
-	}
-	upd, err := req.update()
-	if err != nil {
-		return err
-	}
-	a, err := s.AppointmentService.UpdateAppointment(r.Context(), id, upd)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, a)
-	return nil
-}
-
-func (s *Server) handleAppointmentDelete(w http.ResponseWriter, r *http.Request) error {
-	id, err := appointmentID(r)
-	if err != nil {
-		return err
-	}
-	if err := s.AppointmentService.DeleteAppointment(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return a, nil
 }

@@ -9,9 +9,9 @@ import (
 func (s *Server) registerProjectRoutes() {
 	s.handle("GET /api/v1/projects", userAccess, s.handleProjectList)
 	s.handle("POST /api/v1/projects", userAccess, s.handleProjectCreate)
-	s.handle("GET /api/v1/projects/{id}", userAccess, s.handleProjectGet)
+	s.handle("GET /api/v1/projects/{id}", userAccess, readHandler("Project", s.ProjectService.FindProjectByID))
 	s.handle("PATCH /api/v1/projects/{id}", userAccess, s.handleProjectUpdate)
-	s.handle("DELETE /api/v1/projects/{id}", userAccess, s.handleProjectDelete)
+	s.handle("DELETE /api/v1/projects/{id}", userAccess, deleteHandler("Project", s.ProjectService.DeleteProject))
 	s.handle("PUT /api/v1/projects/{id}/members/{login}", userAccess, s.handleMemberSet)
 	s.handle("DELETE /api/v1/projects/{id}/members/{login}", userAccess, s.handleMemberRemove)
 }
@@ -55,19 +55,6 @@ func (s *Server) handleProjectCreate(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func (s *Server) handleProjectGet(w http.ResponseWriter, r *http.Request) error {
-	id, err := projectID(r)
-	if err != nil {
-		return err
-	}
-	p, err := s.ProjectService.FindProjectByID(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
-}
-
 func (s *Server) handleProjectUpdate(w http.ResponseWriter, r *http.Request) error {
 	id, err := projectID(r)
 	if err != nil {
@@ -82,18 +69,6 @@ func (s *Server) handleProjectUpdate(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	writeJSON(w, http.StatusOK, p)
-	return nil
-}
-
-func (s *Server) handleProjectDelete(w http.ResponseWriter, r *http.Request) error {
-	id, err := projectID(r)
-	if err != nil {
-		return err
-	}
-	if err := s.ProjectService.DeleteProject(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -9,13 +9,11 @@ import (
 
 func (s *Server) registerTodoRoutes() {
 	s.handle("GET /api/v1/projects/{id}/todos", userAccess, s.handleTodoList)
-	s.handle("POST /api/v1/projects/{id}/todos", userAccess, s.handleTodoCreate)
-	s.handle("GET /api/v1/todos/{id}", userAccess, s.handleTodoGet)
-	s.handle("PATCH /api/v1/todos/{id}", userAccess, s.handleTodoUpdate)
-	s.handle("DELETE /api/v1/todos/{id}", userAccess, s.handleTodoDelete)
+	s.handle("POST /api/v1/projects/{id}/todos", userAccess, createHandler(newTodo, s.TodoService.CreateTodo))
+	s.handle("GET /api/v1/todos/{id}", userAccess, readHandler("Todo", s.TodoService.FindTodoByID))
+	s.handle("PATCH /api/v1/todos/{id}", userAccess, updateHandler("Todo", (*todoRequest).update, s.TodoService.UpdateTodo))
+	s.handle("DELETE /api/v1/todos/{id}", userAccess, deleteHandler("Todo", s.TodoService.DeleteTodo))
 }
-
-func todoID(r *http.Request) (int64, error) { return pathID(r, "id", "Todo") }
 
 // handleTodoList lists a project's todos; ?status=open|done filters by
 // status, ?assignee=login by assignee and ?assignee= (empty) finds the
@@ -82,70 +80,12 @@ func (req *todoRequest) update() (tidings.TodoUpdate, error) {
 	return u, nil
 }
 
-func (s *Server) handleTodoCreate(w http.ResponseWriter, r *http.Request) error {
-	pid, err := projectID(r)
-	if err != nil {
-		return err
-	}
-	var req todoRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		return err
-	}
+func newTodo(projectID int64, req *todoRequest) (*tidings.Todo, error) {
 	upd, err := req.update()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	t := &tidings.Todo{Project: tidings.ProjectRef{ID: pid}}
+	t := &tidings.Todo{Project: tidings.ProjectRef{ID: projectID}}
 	upd.Apply(t)
-	if err := s.TodoService.CreateTodo(r.Context(), t); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, t)
-	return nil
-}
-
-func (s *Server) handleTodoGet(w http.ResponseWriter, r *http.Request) error {
-	id, err := todoID(r)
-	if err != nil {
-		return err
-	}
-	t, err := s.TodoService.FindTodoByID(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
-}
-
-func (s *Server) handleTodoUpdate(w http.ResponseWriter, r *http.Request) error {
-	id, err := todoID(r)
-	if err != nil {
-		return err
-	}
-	var req todoRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		return err
-	}
-	upd, err := req.update()
-	if err != nil {
-		return err
-	}
-	t, err := s.TodoService.UpdateTodo(r.Context(), id, upd)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
-}
-
-func (s *Server) handleTodoDelete(w http.ResponseWriter, r *http.Request) error {
-	id, err := todoID(r)
-	if err != nil {
-		return err
-	}
-	if err := s.TodoService.DeleteTodo(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return t, nil
 }
