@@ -185,22 +185,9 @@ func (db *DB) FindAppointments(ctx context.Context, filter tidings.AppointmentFi
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			a, err := scanAppointment(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			appts = append(appts, a)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		appts, next, err = collectPage(rows, limit, scanAppointment, func(a *tidings.Appointment) string { return pageTokenAt(ms(a.Start), a.ID) })
+		if err != nil {
 			return err
-		}
-		if len(appts) > limit {
-			appts = appts[:limit]
-			last := appts[limit-1]
-			next = pageTokenAt(ms(last.Start), last.ID)
 		}
 		_, err = loadParticipants(ctx, tx, appts)
 		return err

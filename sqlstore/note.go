@@ -65,8 +65,8 @@ func (db *DB) FindNotes(ctx context.Context, filter tidings.NoteFilter) ([]*tidi
 	if err != nil {
 		return nil, "", err
 	}
-	notes := []*tidings.Note{}
-	next := ""
+	var notes []*tidings.Note
+	var next string
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		scope, args, err := listScope(ctx, tx, "n.project_id", filter.ProjectID, reader)
 		if err != nil {
@@ -77,22 +77,11 @@ func (db *DB) FindNotes(ctx context.Context, filter tidings.NoteFilter) ([]*tidi
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			n, err := scanNote(rows)
-			if err != nil {
-				return err
-			}
-			notes = append(notes, n)
-		}
-		return rows.Err()
+		notes, next, err = collectPage(rows, limit, scanNote, func(n *tidings.Note) string { return pageToken(n.ID) })
+		return err
 	})
 	if err != nil {
 		return nil, "", err
-	}
-	if len(notes) > limit {
-		notes = notes[:limit]
-		next = pageToken(notes[limit-1].ID)
 	}
 	return notes, next, nil
 }

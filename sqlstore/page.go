@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"database/sql"
 	"encoding/base64"
 	"strconv"
 	"strings"
@@ -77,4 +78,27 @@ func parsePageTokenAt(token string) (key, afterID int64, ok bool, err error) {
 		return 0, 0, false, bad
 	}
 	return key, afterID, true, nil
+}
+
+// collectPage reads the rows of a list query that asked for limit+1 rows,
+// closes them, and returns the first limit and, when there are more, the
+// token of the next page, made by next from the last one returned.
+func collectPage[T any](rows *sql.Rows, limit int, scan func(rowScanner) (T, error), next func(last T) string) ([]T, string, error) {
+	defer rows.Close()
+	items := make([]T, 0, min(limit, 64))
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		items = append(items, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(items) <= limit {
+		return items, "", nil
+	}
+	items = items[:limit]
+	return items, next(items[limit-1]), nil
 }

@@ -107,31 +107,17 @@ func (db *DB) FindProjects(ctx context.Context, filter tidings.ProjectFilter) ([
 	if err != nil {
 		return nil, "", err
 	}
-	projects := []*tidings.Project{}
-	next := ""
+	var projects []*tidings.Project
+	var next string
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT p.id, p.name, p.description, m.role, p.created_at, p.updated_at
 			FROM members m JOIN projects p ON p.id = m.project_id WHERE m.user_id = ? AND p.id > ? ORDER BY p.id LIMIT ?`, uid, after, limit+1)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var p tidings.Project
-			var created, updated int64
-			if err := rows.Scan(&p.ID, &p.Name, &p.Description, &p.Role, &created, &updated); err != nil {
-				rows.Close()
-				return err
-			}
-			p.CreatedAt, p.UpdatedAt = fromMS(created), fromMS(updated)
-			projects = append(projects, &p)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		projects, next, err = collectPage(rows, limit, scanMembership, func(p *tidings.Project) string { return pageToken(p.ID) })
+		if err != nil {
 			return err
-		}
-		if len(projects) > limit {
-			projects = projects[:limit]
-			next = pageToken(projects[limit-1].ID)
 		}
 		return loadMembers(ctx, tx, projects)
 	})
@@ -139,6 +125,17 @@ func (db *DB) FindProjects(ctx context.Context, filter tidings.ProjectFilter) ([
 		return nil, "", err
 	}
 	return projects, next, nil
+}
+
+// scanMembership scans a project with the caller's role in it.
+func scanMembership(row rowScanner) (*tidings.Project, error) {
+	var p tidings.Project
+	var created, updated int64
+	if err := row.Scan(&p.ID, &p.Name, &p.Description, &p.Role, &created, &updated); err != nil {
+		return nil, err
+	}
+	p.CreatedAt, p.UpdatedAt = fromMS(created), fromMS(updated)
+	return &p, nil
 }
 
 // actorOf returns the calling user as an event's actor.

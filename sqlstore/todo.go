@@ -94,8 +94,8 @@ func (db *DB) FindTodos(ctx context.Context, filter tidings.TodoFilter) ([]*tidi
 			return nil, "", err
 		}
 	}
-	todos := []*tidings.Todo{}
-	next := ""
+	var todos []*tidings.Todo
+	var next string
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		scope, args, err := listScope(ctx, tx, "t.project_id", filter.ProjectID, reader)
 		if err != nil {
@@ -120,22 +120,15 @@ func (db *DB) FindTodos(ctx context.Context, filter tidings.TodoFilter) ([]*tidi
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			t, _, err := scanTodo(rows)
-			if err != nil {
-				return err
-			}
-			todos = append(todos, t)
+		scan := func(row rowScanner) (*tidings.Todo, error) {
+			t, _, err := scanTodo(row)
+			return t, err
 		}
-		return rows.Err()
+		todos, next, err = collectPage(rows, limit, scan, func(t *tidings.Todo) string { return pageToken(t.ID) })
+		return err
 	})
 	if err != nil {
 		return nil, "", err
-	}
-	if len(todos) > limit {
-		todos = todos[:limit]
-		next = pageToken(todos[limit-1].ID)
 	}
 	return todos, next, nil
 }

@@ -80,22 +80,9 @@ func (db *DB) FindUsers(ctx context.Context, filter tidings.UserFilter) ([]*tidi
 	if err != nil {
 		return nil, "", db.translate(err)
 	}
-	defer rows.Close()
-	users := []*tidings.User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
+	users, next, err := collectPage(rows, limit, scanUser, func(u *tidings.User) string { return pageToken(u.ID) })
+	if err != nil {
 		return nil, "", db.translate(err)
-	}
-	next := ""
-	if len(users) > limit {
-		users = users[:limit]
-		next = pageToken(users[limit-1].ID)
 	}
 	return users, next, nil
 }
