@@ -185,7 +185,7 @@ func (m *Main) setUpDemo(ctx context.Context, db *sqlstore.DB) (print func(url s
 			"  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"+
 			"       -d '{\"recipients\":[\"bob\"],\"text\":\"Hello Bob\"}' %s/api/v1/messages\n\n"+
 			"(A first poll without a cursor also shows what happened in the last minutes.)\n"+
-			"Passwords and tokens are new on every start with --demo. Open %s/ in a browser to log in.\n\n",
+			"Passwords and tokens are new on every start with --demo; log in with POST %s/api/v1/login.\n\n",
 			creds[1].token, url, creds[0].token, url, url)
 	}, nil
 }
