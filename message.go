@@ -160,14 +160,40 @@ type MessageService interface {
 	CurrentCursor(ctx context.Context, userID int64) (Cursor, error)
 }
 
+// Subscription is one waiter registered with a Hub.
+type Subscription struct {
+	// Wake receives a value (coalesced, never blocking the notifier)
+	// whenever messages for the user commit.
+	Wake <-chan struct{}
+
+	// Access receives a value (coalesced likewise) when some credential of
+	// the user ended — a session logged out, a password changed, a token
+	// revoked, the user deleted. The waiter checks its own credential again
+	// and ends if that one is gone. A hub signals Access before the Wake of
+	// any later commit, so a waiter that looks at Access before it sends
+	// never sends what was committed after its credential ended.
+	Access <-chan struct{}
+
+	// Cancel removes the waiter; it must be called once the waiter is done.
+	Cancel func()
+}
+
 // Hub wakes clients waiting for a user's messages. It knows nothing of the
 // messages themselves: a woken client reads them from the MessageService.
 type Hub interface {
-	// Subscribe registers a waiter for userID. The channel receives a value
-	// (coalesced, never blocking the notifier) whenever messages for the
-	// user commit; cancel must be called once the waiter is done.
-	Subscribe(userID int64) (wake <-chan struct{}, cancel func())
+	// Subscribe registers a waiter for userID.
+	Subscribe(userID int64) Subscription
 
 	// Notify wakes every waiter of the given users.
 	Notify(userIDs ...int64)
+
+	// NotifyAccess tells every waiter of the given users that some of their
+	// credentials ended.
+	NotifyAccess(userIDs ...int64)
+
+	// AccessChanges counts the calls of NotifyAccess. A request reads it
+	// before it checks its credential; if it has changed once the request's
+	// waiter is registered, a credential may have ended in between, unseen
+	// by the waiter, and the request checks its own again.
+	AccessChanges() uint64
 }

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/tidings/tidings"
@@ -11,10 +12,17 @@ import (
 // errShutdown ends a stream because the server is shutting down.
 var errShutdown = errors.New("server shutting down")
 
+// accessChangesKey carries, in a request's context, the hub's count of ended
+// credentials from before the request's credential was checked.
+type accessChangesKey struct{}
+
 // delivery describes one client of the delivery loop. Long polling, SSE and
 // WebSocket all run the same loop; they differ only in how they encode what
 // it finds and in whether they answer once or keep going.
 type delivery struct {
+	// req is the request the client is served on: its credential is
+	// checked again whenever one of the user's credentials ends.
+	req    *http.Request
 	userID int64
 	since  *tidings.Cursor // nil: start with what is deliverable now
 
@@ -49,8 +57,15 @@ type delivery struct {
 // waits it costs no database work at all: one read when it starts, one per
 // wake-up.
 func (s *Server) deliver(ctx context.Context, d delivery) error {
-	wake, unsubscribe := s.Hub.Subscribe(d.userID)
-	defer unsubscribe()
+	sub := s.Hub.Subscribe(d.userID)
+	defer sub.Cancel()
+	if before, ok := d.req.Context().Value(accessChangesKey{}).(uint64); !ok || before != s.Hub.AccessChanges() {
+		// A credential ended between the request's check and the
+		// subscription, unseen by it: maybe this request's own.
+		if err := s.recheck(d.req); err != nil {
+			return err
+		}
+	}
 
 	var deadline <-chan time.Time
 	if d.once {
@@ -76,6 +91,16 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 				return ctx.Err()
 			}
 			return err
+		}
+		// The hub signals an ended credential before it wakes anyone for a
+		// later commit: checking here means that nothing committed after
+		// this request's credential ended is ever sent on it.
+		select {
+		case <-sub.Access:
+			if err := s.recheck(d.req); err != nil {
+				return err
+			}
+		default:
 		}
 		if d.ready != nil {
 			if err := d.ready(); err != nil {
@@ -109,8 +134,12 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 	wait:
 		for {
 			select {
-			case <-wake:
+			case <-sub.Wake:
 				break wait
+			case <-sub.Access:
+				if err := s.recheck(d.req); err != nil {
+					return err
+				}
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-d.closed:
@@ -130,6 +159,23 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 		}
 	}
 }
+
+// recheck checks a delivery's credential again after one of its user's
+// credentials ended. EUNAUTHORIZED when it was this one.
+func (s *Server) recheck(r *http.Request) error {
+	auth, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	if prev := tidings.AuthFromContext(r.Context()); prev != nil && prev.User != nil && auth.User.ID != prev.User.ID {
+		return tidings.Errorf(tidings.EUNAUTHORIZED, "The session has ended; log in again.")
+	}
+	return nil
+}
+
+// accessEnded reports whether err ended a delivery because its credential
+// ended.
+func accessEnded(err error) bool { return tidings.ErrorCode(err) == tidings.EUNAUTHORIZED }
 
 func emptyBatch(c tidings.Cursor) *tidings.MessageBatch {
 	return &tidings.MessageBatch{Messages: []*tidings.Message{}, Cursor: c}

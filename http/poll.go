@@ -158,6 +158,7 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) error {
 	user := tidings.UserFromContext(r.Context())
 	var answer *tidings.MessageBatch
 	err = s.deliver(r.Context(), delivery{
+		req:    r,
 		userID: user.ID,
 		since:  since,
 		once:   true,

@@ -293,6 +293,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if api && !(r.URL.Path == "/api/v1/login" && r.Method == http.MethodPost) {
+		// Read before the credential is checked: a delivery compares it once
+		// it waits, to catch a credential that ended in between.
+		r = r.WithContext(context.WithValue(r.Context(), accessChangesKey{}, s.Hub.AccessChanges()))
 		auth, err := s.authenticate(r)
 		if err != nil {
 			if tidings.ErrorCode(err) == tidings.EUNAUTHORIZED {

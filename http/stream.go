@@ -58,6 +58,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	user := tidings.UserFromContext(r.Context())
 	sse := &sseWriter{w: w, rc: http.NewResponseController(w), timeout: s.streamWriteTimeout()}
 	err = s.deliver(r.Context(), delivery{
+		req:            r,
 		userID:         user.ID,
 		since:          since,
 		ready:          sse.open,
@@ -83,6 +84,8 @@ func (s *Server) logStreamEnd(r *http.Request, userID int64, transport string, e
 	var we *writeError
 	switch {
 	case err == nil, errors.Is(err, errShutdown), r.Context().Err() != nil:
+	case accessEnded(err):
+		s.Logger.Debug("stream ended with its credential", "transport", transport, "user", userID)
 	case errors.As(err, &we) && errors.Is(err, os.ErrDeadlineExceeded):
 		s.Logger.Info("dropped a stream client that stopped reading", "transport", transport, "user", userID)
 	case errors.As(err, &we):

@@ -58,6 +58,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) error {
 	gone := make(chan struct{})
 	var acceptErr error
 	err = s.deliver(r.Context(), delivery{
+		req:    r,
 		userID: user.ID,
 		since:  since,
 		ready: func() error {
@@ -96,6 +97,8 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, errShutdown):
 		ws.conn.Close(websocket.StatusGoingAway, "The server is shutting down.")
+	case accessEnded(err):
+		ws.conn.Close(websocket.StatusPolicyViolation, "The session or token has ended; log in again.")
 	case err == nil, errors.As(err, &we), r.Context().Err() != nil:
 		// The client left or stopped reading: nobody to tell.
 	default:

@@ -17,6 +17,7 @@ const shardCount = 64
 type Hub struct {
 	shards  [shardCount]shard
 	waiting atomic.Int64
+	access  atomic.Uint64 // calls of NotifyAccess
 }
 
 type shard struct {
@@ -25,7 +26,8 @@ type shard struct {
 }
 
 type waiter struct {
-	ch chan struct{}
+	ch     chan struct{} // messages committed
+	access chan struct{} // a credential of the user ended
 }
 
 var _ tidings.Hub = (*Hub)(nil)
@@ -43,18 +45,22 @@ func (h *Hub) shard(userID int64) *shard {
 	return &h.shards[uint64(userID)%shardCount]
 }
 
-// Subscribe registers a waiter for userID. Its channel has room for one
-// signal: signals that arrive while one is pending coalesce, and the notifier
-// never blocks on a waiter that does not read.
-func (h *Hub) Subscribe(userID int64) (<-chan struct{}, func()) {
-	w := &waiter{ch: make(chan struct{}, 1)}
+// Subscribe registers a waiter for userID. Its channels have room for one
+// signal each: signals that arrive while one is pending coalesce, and the
+// notifier never blocks on a waiter that does not read.
+func (h *Hub) Subscribe(userID int64) tidings.Subscription {
+	w := &waiter{ch: make(chan struct{}, 1), access: make(chan struct{}, 1)}
 	s := h.shard(userID)
 	s.mu.Lock()
 	s.subs[userID] = append(s.subs[userID], w)
 	s.mu.Unlock()
 	h.waiting.Add(1)
 	var once sync.Once
-	return w.ch, func() { once.Do(func() { h.unsubscribe(userID, w) }) }
+	return tidings.Subscription{
+		Wake:   w.ch,
+		Access: w.access,
+		Cancel: func() { once.Do(func() { h.unsubscribe(userID, w) }) },
+	}
 }
 
 func (h *Hub) unsubscribe(userID int64, w *waiter) {
@@ -82,13 +88,24 @@ func (h *Hub) unsubscribe(userID int64, w *waiter) {
 // Notify wakes every waiter of the given users. The waiters are copied under
 // each shard's lock and signalled after it is released.
 func (h *Hub) Notify(userIDs ...int64) {
+	h.signal(userIDs, func(w *waiter) chan struct{} { return w.ch })
+}
+
+// NotifyAccess tells every waiter of the given users to check its credential
+// again.
+func (h *Hub) NotifyAccess(userIDs ...int64) {
+	h.access.Add(1)
+	h.signal(userIDs, func(w *waiter) chan struct{} { return w.access })
+}
+
+func (h *Hub) signal(userIDs []int64, pick func(*waiter) chan struct{}) {
 	var stack [16]chan struct{}
 	chans := stack[:0]
 	for _, id := range userIDs {
 		s := h.shard(id)
 		s.mu.Lock()
 		for _, w := range s.subs[id] {
-			chans = append(chans, w.ch)
+			chans = append(chans, pick(w))
 		}
 		s.mu.Unlock()
 	}
@@ -99,6 +116,9 @@ func (h *Hub) Notify(userIDs ...int64) {
 		}
 	}
 }
+
+// AccessChanges counts the calls of NotifyAccess.
+func (h *Hub) AccessChanges() uint64 { return h.access.Load() }
 
 // Waiting returns how many waiters are registered.
 func (h *Hub) Waiting() int64 { return h.waiting.Load() }

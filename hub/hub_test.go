@@ -10,9 +10,9 @@ import (
 
 func TestNotifyWakesOnlyTheUsersWaiters(t *testing.T) {
 	h := hub.New()
-	bob, cancelBob := h.Subscribe(2)
+	bob, cancelBob := subscribe(h, 2)
 	defer cancelBob()
-	carol, cancelCarol := h.Subscribe(3)
+	carol, cancelCarol := subscribe(h, 3)
 	defer cancelCarol()
 
 	h.Notify(2)
@@ -30,7 +30,7 @@ func TestNotifyWakesOnlyTheUsersWaiters(t *testing.T) {
 
 func TestSignalsCoalesceAndNeverBlockTheNotifier(t *testing.T) {
 	h := hub.New()
-	wake, cancel := h.Subscribe(1)
+	wake, cancel := subscribe(h, 1)
 	defer cancel()
 	// Nobody reads: a thousand notifications must not block.
 	for i := 0; i < 1000; i++ {
@@ -46,8 +46,8 @@ func TestSignalsCoalesceAndNeverBlockTheNotifier(t *testing.T) {
 
 func TestCancelRemovesTheWaiter(t *testing.T) {
 	h := hub.New()
-	_, cancel := h.Subscribe(1)
-	_, cancel2 := h.Subscribe(1)
+	_, cancel := subscribe(h, 1)
+	_, cancel2 := subscribe(h, 1)
 	if got := h.WaitingFor(1); got != 2 {
 		t.Fatalf("WaitingFor = %d, want 2", got)
 	}
@@ -70,7 +70,7 @@ func TestConcurrentSubscribeNotify(t *testing.T) {
 		go func(id int64) {
 			defer wg.Done()
 			for j := 0; j < 500; j++ {
-				_, cancel := h.Subscribe(id)
+				_, cancel := subscribe(h, id)
 				cancel()
 			}
 		}(int64(i))
@@ -90,11 +90,39 @@ func TestConcurrentSubscribeNotify(t *testing.T) {
 func BenchmarkNotifyOneOf1000(b *testing.B) {
 	h := hub.New()
 	for i := int64(1); i <= 1000; i++ {
-		_, cancel := h.Subscribe(i)
+		_, cancel := subscribe(h, i)
 		defer cancel()
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		h.Notify(int64(i%1000) + 1)
+	}
+}
+
+// subscribe is Subscribe for tests that need only the wake-up channel.
+func subscribe(h *hub.Hub, userID int64) (<-chan struct{}, func()) {
+	sub := h.Subscribe(userID)
+	return sub.Wake, sub.Cancel
+}
+
+func TestNotifyAccessSignalsOnlyTheAccessChannel(t *testing.T) {
+	h := hub.New()
+	bob := h.Subscribe(2)
+	defer bob.Cancel()
+	carol := h.Subscribe(3)
+	defer carol.Cancel()
+
+	h.NotifyAccess(2)
+	select {
+	case <-bob.Access:
+	case <-time.After(time.Second):
+		t.Fatal("bob's waiter was not told that a credential ended")
+	}
+	select {
+	case <-bob.Wake:
+		t.Fatal("an access signal woke the message channel")
+	case <-carol.Access:
+		t.Fatal("carol's waiter was told about bob's credentials")
+	default:
 	}
 }

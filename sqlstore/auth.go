@@ -99,6 +99,7 @@ func (db *DB) Logout(ctx context.Context, sessionHash []byte) error {
 		if err != nil {
 			return err
 		}
+		tx.endAccess(userID)
 		u, err := scanUser(tx.queryRow(`SELECT `+userColumns+` FROM users WHERE id = ?`, userID))
 		if err != nil {
 			return err

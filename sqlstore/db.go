@@ -35,9 +35,11 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// Notifier is told, after each commit, which users have new messages.
+// Notifier is told, after each commit, which users have new messages and
+// whose credentials ended.
 type Notifier interface {
 	Notify(userIDs ...int64)
+	NotifyAccess(userIDs ...int64)
 }
 
 // Defaults of the settings a DB takes.
@@ -277,6 +279,7 @@ type Tx struct {
 	now time.Time
 
 	notify    []int64
+	ended     []int64
 	scheduled bool
 	batch     *batchStmts
 }
@@ -340,6 +343,10 @@ func (tx *Tx) queryDynamic(query string, args ...any) (*sql.Rows, error) {
 
 // wake records users to notify once the transaction commits.
 func (tx *Tx) wake(userIDs ...int64) { tx.notify = append(tx.notify, userIDs...) }
+
+// endAccess records users some of whose sessions or tokens the transaction
+// ends: once it commits, their held polls and streams check theirs again.
+func (tx *Tx) endAccess(userIDs ...int64) { tx.ended = append(tx.ended, userIDs...) }
 
 // job is one write waiting for the writer.
 type job struct {
@@ -412,7 +419,7 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 	}
 	now := db.Now().UTC().Truncate(time.Millisecond)
 	single := len(batch) == 1
-	var notify []int64
+	var notify, ended []int64
 	scheduled := false
 	ran := 0
 	for _, j := range batch {
@@ -451,6 +458,7 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 		}
 		ran++
 		notify = append(notify, tx.notify...)
+		ended = append(ended, tx.ended...)
 		scheduled = scheduled || tx.scheduled
 	}
 	if ran == 0 {
@@ -466,6 +474,11 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 		}
 		finish(nil)
 		return
+	}
+	// Ended credentials first: a waiter that is woken for a message
+	// committed after its session ended already has the news.
+	if len(ended) > 0 && db.Notifier != nil {
+		db.Notifier.NotifyAccess(ended...)
 	}
 	if len(notify) > 0 && db.Notifier != nil {
 		db.Notifier.Notify(notify...)

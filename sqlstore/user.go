@@ -221,6 +221,7 @@ func (db *DB) UpdateUser(ctx context.Context, login string, upd tidings.UserUpda
 			if _, err := tx.exec(`DELETE FROM sessions WHERE user_id = ? AND hash <> ?`, u.ID, keep); err != nil {
 				return err
 			}
+			tx.endAccess(u.ID)
 		}
 		out = u
 		return nil
@@ -278,7 +279,10 @@ func (db *DB) DeleteUser(ctx context.Context, login string) error {
 			AND NOT EXISTS (SELECT 1 FROM members o WHERE o.project_id = m.project_id AND o.user_id <> m.user_id))`, id); err != nil {
 			return err
 		}
-		_, err = tx.exec(`DELETE FROM users WHERE id = ?`, id)
-		return err
+		if _, err = tx.exec(`DELETE FROM users WHERE id = ?`, id); err != nil {
+			return err
+		}
+		tx.endAccess(id)
+		return nil
 	})
 }
