@@ -20,38 +20,59 @@ type Swept struct {
 // DeleteExpired removes expired messages, the events that no message needs
 // any more, expired sessions and scheduled messages that can no longer be
 // delivered. Every delete goes through an index on the expiry time.
+//
+// Each round deletes from every table in one transaction with one clock, so
+// that no reader ever sees a message whose event is already gone: an event
+// expires no earlier than its last message.
 func (db *DB) DeleteExpired(ctx context.Context) (Swept, error) {
 	var total Swept
-	steps := []struct {
-		query string
-		count *int64
-	}{
-		{`DELETE FROM messages WHERE (user_id, seq) IN (SELECT user_id, seq FROM messages WHERE valid_until <= ? LIMIT ?)`, &total.Messages},
-		{`DELETE FROM events WHERE id IN (SELECT id FROM events WHERE expires_at <= ? LIMIT ?)`, &total.Events},
-		{`DELETE FROM pending WHERE id IN (SELECT id FROM pending WHERE valid_until <= ? LIMIT ?)`, &total.Pending},
-		{`DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions WHERE expires_at <= ? LIMIT ?)`, &total.Sessions},
-	}
-	for _, step := range steps {
-		for {
-			var n int64
-			err := db.write(ctx, func(tx *Tx) error {
+	for {
+		var round Swept
+		err := db.write(ctx, func(tx *Tx) error {
+			round = Swept{}
+			for _, step := range []struct {
+				query string
+				count *int64
+			}{
+				{`DELETE FROM messages WHERE (user_id, seq) IN (SELECT user_id, seq FROM messages WHERE valid_until <= ? LIMIT ?)`, &round.Messages},
+				{`DELETE FROM events WHERE id IN (SELECT id FROM events WHERE expires_at <= ? LIMIT ?)`, &round.Events},
+				{`DELETE FROM pending WHERE id IN (SELECT id FROM pending WHERE valid_until <= ? LIMIT ?)`, &round.Pending},
+			} {
 				res, err := tx.exec(step.query, ms(tx.now), janitorBatch)
 				if err != nil {
 					return err
 				}
-				n, err = res.RowsAffected()
-				return err
-			})
+				if *step.count, err = res.RowsAffected(); err != nil {
+					return err
+				}
+			}
+			// A stream may still be open on an expired session: it ends too.
+			rows, err := tx.query(`DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions WHERE expires_at <= ? LIMIT ?) RETURNING user_id`, ms(tx.now), janitorBatch)
 			if err != nil {
-				return total, err
+				return err
 			}
-			*step.count += n
-			if n < janitorBatch {
-				break
+			defer rows.Close()
+			for rows.Next() {
+				var userID int64
+				if err := rows.Scan(&userID); err != nil {
+					return err
+				}
+				tx.endAccess(userID)
+				round.Sessions++
 			}
+			return rows.Err()
+		})
+		if err != nil {
+			return total, err
+		}
+		total.Messages += round.Messages
+		total.Events += round.Events
+		total.Pending += round.Pending
+		total.Sessions += round.Sessions
+		if round.Messages < janitorBatch && round.Events < janitorBatch && round.Pending < janitorBatch && round.Sessions < janitorBatch {
+			return total, nil
 		}
 	}
-	return total, nil
 }
 
 // RunJanitor deletes expired rows every interval until ctx ends.

@@ -116,8 +116,8 @@ const findMessagesQuery = `SELECT i.head, m.seq, m.event_id, m.valid_from, m.val
 	e.process, e.module, e.item_id, e.item_name, e.item_url, e.project_id, e.project_name,
 	e.actor_id, e.actor_login, e.actor_name, e.details, e.urgent, e.created_at
 FROM inboxes i
-LEFT JOIN messages m ON m.user_id = i.user_id AND m.seq > ? AND m.valid_until > ?
-LEFT JOIN events e ON e.id = m.event_id
+LEFT JOIN (messages m JOIN events e ON e.id = m.event_id)
+	ON m.user_id = i.user_id AND m.seq > ? AND m.valid_until > ?
 WHERE i.user_id = ?
 ORDER BY m.seq
 LIMIT ?`
@@ -125,7 +125,10 @@ LIMIT ?`
 // FindMessages reads, in one statement and so from one snapshot, the user's
 // head and the valid messages after since. Messages are numbered without
 // gaps, so every number between since and the last one returned (or the head)
-// that is not returned expired unseen: that count is missed.
+// that is not returned expired unseen: that count is missed. A message is
+// read only together with its event: one whose event the janitor took has
+// expired by the janitor's clock, and counts as missed rather than arriving
+// blank.
 func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
 	if limit <= 0 || limit > tidings.MaxBatch {
 		limit = tidings.MaxBatch

@@ -1,0 +1,109 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidings/tidings"
+	"github.com/tidings/tidings/sqlstore"
+	_ "modernc.org/sqlite"
+)
+
+// rawDB opens the store's file beside it, as a second process would.
+func rawDB(tb testing.TB, db *sqlstore.DB) *sql.DB {
+	tb.Helper()
+	raw, err := sql.Open("sqlite", "file:"+db.Path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { raw.Close() })
+	return raw
+}
+
+// A message whose event is already gone — the janitor took it by a later
+// clock than the reader's — is never delivered blank: it counts as missed.
+func TestMessageWithoutItsEventIsMissedNotBlank(t *testing.T) {
+	db := MustOpenDB(t)
+	admin := MustCreateUser(t, db, "admin", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	ctx := context.Background()
+	start, err := db.FindMessages(ctx, bob.ID, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := publish(t, db, admin, tidings.Publication{Recipients: []string{"bob"}, Text: "its event is gone"})
+	publish(t, db, admin, tidings.Publication{Recipients: []string{"bob"}, Text: "whole"})
+	if _, err := rawDB(t, db).Exec(`DELETE FROM events WHERE id = ?`, gone.Event); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := db.FindMessages(ctx, bob.ID, &start.Cursor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range b.Messages {
+		if m.Text == "" || m.CreatedAt.Year() < 2000 || m.Process == "" {
+			t.Fatalf("a blank message was delivered: %+v", m)
+		}
+	}
+	if got := texts(b); len(got) != 1 || got[0] != "whole" || b.Missed != 1 {
+		t.Fatalf("got %q missed %d, want [whole] and 1 missed", got, b.Missed)
+	}
+}
+
+// steppingClock moves on by step every time it is read, as real time moves
+// between the janitor's writes.
+type steppingClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	step time.Duration
+}
+
+func (c *steppingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now
+	c.now = c.now.Add(c.step)
+	return now
+}
+
+// The janitor deletes messages and events by one clock: it never leaves a
+// message behind whose event it deleted.
+func TestJanitorNeverLeavesAMessageWithoutItsEvent(t *testing.T) {
+	clock := newTestClock()
+	db := MustOpenDB(t, withClock(clock))
+	admin := MustCreateUser(t, db, "admin", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	ctx := context.Background()
+	for _, ttl := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute, time.Hour} {
+		publish(t, db, admin, tidings.Publication{Recipients: []string{"bob"}, Text: "ttl " + ttl.String(), TTL: ttl})
+	}
+	// From now on every read of the clock is a minute later than the one
+	// before.
+	stepping := &steppingClock{now: clock.Now().Add(90 * time.Second), step: time.Minute}
+	db.Now = stepping.Now
+	if _, err := db.DeleteExpired(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	var orphans int
+	if err := rawDB(t, db).QueryRow(`SELECT COUNT(*) FROM messages m LEFT JOIN events e ON e.id = m.event_id WHERE e.id IS NULL`).Scan(&orphans); err != nil {
+		t.Fatal(err)
+	}
+	if orphans != 0 {
+		t.Fatalf("the janitor left %d messages without their events", orphans)
+	}
+	db.Now = clock.Now
+	b, err := db.FindMessages(ctx, bob.ID, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range b.Messages {
+		if m.Text == "" {
+			t.Fatalf("a blank message was delivered: %+v", m)
+		}
+	}
+}
