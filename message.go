@@ -2,7 +2,9 @@ package tidings
 
 import (
 	"context"
+	"encoding/json"
 	"time"
+	"unicode/utf8"
 )
 
 // Processes: what happened.
@@ -109,6 +111,39 @@ type Message struct {
 
 	// Cursor is the message's position; ID is its string form.
 	Cursor Cursor `json:"-"`
+
+	encoded []byte // the JSON, once MarshalJSON made it
+}
+
+// MarshalJSON encodes the message once and keeps the encoding, so that a
+// batch can be measured in bytes and then sent without encoding it again.
+// A message must not change once it was encoded.
+func (m *Message) MarshalJSON() ([]byte, error) {
+	if m.encoded == nil {
+		type plain Message // the same fields, without this method
+		b, err := json.Marshal((*plain)(m))
+		if err != nil {
+			return nil, err
+		}
+		m.encoded = b
+	}
+	return m.encoded, nil
+}
+
+// ClipDetail cuts a value for a message's details to MaxDetailLength
+// characters, the last of them "…".
+func ClipDetail(v string) string {
+	if len(v) <= MaxDetailLength || utf8.RuneCountInString(v) <= MaxDetailLength {
+		return v
+	}
+	n := 0
+	for i := range v {
+		if n == MaxDetailLength-1 {
+			return v[:i] + "…"
+		}
+		n++
+	}
+	return v
 }
 
 // MessageBatch is one answer to a client: the messages after its cursor, the

@@ -19,6 +19,15 @@ const (
 	// MaxBatch is the most messages one answer carries.
 	MaxBatch = 500
 
+	// MaxBatchBytes bounds the JSON of one answer, its messages and what
+	// wraps them; a single larger message goes alone.
+	MaxBatchBytes = 1 << 20
+
+	// MaxDetailLength is the most characters of an old or new value in a
+	// message's details; a longer one is cut and ends with "…". The item's
+	// page has the whole text.
+	MaxDetailLength = 500
+
 	// MaxPublishTTL is the longest lifetime a published message may ask for.
 	MaxPublishTTL = 24 * time.Hour
 

@@ -34,9 +34,9 @@ type Server struct {
 	// Heartbeat is the interval of stream keep-alives.
 	Heartbeat time.Duration
 
-	// StreamWriteTimeout bounds how long a stream waits for a client that
-	// does not read; the client is dropped then and resumes from its cursor.
-	// Zero means DefaultStreamWriteTimeout.
+	// StreamWriteTimeout bounds how long a stream, or any answer, waits for
+	// a client that does not read; the client is dropped then and resumes
+	// from its cursor. Zero means DefaultStreamWriteTimeout.
 	StreamWriteTimeout time.Duration
 
 	// AllowedOrigins may call the API cross-origin, with credentials.
@@ -44,6 +44,11 @@ type Server struct {
 
 	// ShutdownWait bounds Close.
 	ShutdownWait time.Duration
+
+	// SendBuffer is the kernel's send buffer of each connection, which
+	// bounds what a client that does not read holds before its writes
+	// block. Zero means connSendBuffer.
+	SendBuffer int
 
 	Logger *slog.Logger
 
@@ -100,7 +105,11 @@ func (s *Server) Open() error {
 	if err != nil {
 		return err
 	}
-	s.ln = &boundedListener{Listener: ln}
+	sendBuffer := s.SendBuffer
+	if sendBuffer <= 0 {
+		sendBuffer = connSendBuffer
+	}
+	s.ln = &boundedListener{Listener: ln, sendBuffer: sendBuffer}
 	s.server = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -111,7 +120,7 @@ func (s *Server) Open() error {
 		ConnState:         s.trackConn,
 	}
 	go func() {
-		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.server.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.Logger.Error("serve", "err", err)
 		}
 	}()
@@ -214,12 +223,15 @@ func (s *Server) beginStream() (done func(), ok bool) {
 // instead of the several MiB that buffer auto-tuning would grant it.
 const connSendBuffer = 512 << 10
 
-type boundedListener struct{ net.Listener }
+type boundedListener struct {
+	net.Listener
+	sendBuffer int
+}
 
 func (l *boundedListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetWriteBuffer(connSendBuffer)
+		tc.SetWriteBuffer(l.sendBuffer)
 	}
 	return c, err
 }
@@ -270,7 +282,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &statusRecorder{ResponseWriter: w, writeTimeout: s.streamWriteTimeout()}
 	defer func() {
 		s.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
 	}()
@@ -468,23 +480,33 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 // statusRecorder remembers the status for the request log and passes
-// everything else through, including Flush and Hijack via Unwrap.
+// everything else through, including Flush and Hijack via Unwrap. When an
+// answer starts it gives the writes a deadline: the server has no write
+// timeout of its own, as long polls are held for longer, and a client that
+// does not read its answer must not hold a goroutine and a buffer for ever.
+// A stream sets a deadline of its own for every write it flushes.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status       int
+	writeTimeout time.Duration
+}
+
+func (r *statusRecorder) start(code int) {
+	if r.status == 0 {
+		r.status = code
+		if r.writeTimeout > 0 {
+			_ = http.NewResponseController(r.ResponseWriter).SetWriteDeadline(time.Now().Add(r.writeTimeout))
+		}
+	}
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
+	r.start(code)
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
+	r.start(http.StatusOK)
 	return r.ResponseWriter.Write(b)
 }
 

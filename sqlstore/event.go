@@ -16,13 +16,15 @@ func setDetails(fields []fieldLabel, values map[string]string) []tidings.Detail 
 		if !ok || v == "" {
 			continue
 		}
+		v = tidings.ClipDetail(v)
 		out = append(out, tidings.Detail{Field: f.field, Label: f.label, New: &v})
 	}
 	return out
 }
 
 // changeDetails lists the fields whose values differ, old and new. An empty
-// value is shown as null.
+// value is shown as null; a long one is cut (after the comparison, so that a
+// change past the cut still counts).
 func changeDetails(fields []fieldLabel, before, after map[string]string) []tidings.Detail {
 	var out []tidings.Detail
 	for _, f := range fields {
@@ -32,9 +34,11 @@ func changeDetails(fields []fieldLabel, before, after map[string]string) []tidin
 		}
 		d := tidings.Detail{Field: f.field, Label: f.label}
 		if o != "" {
+			o = tidings.ClipDetail(o)
 			d.Old = &o
 		}
 		if n != "" {
+			n = tidings.ClipDetail(n)
 			d.New = &n
 		}
 		out = append(out, d)

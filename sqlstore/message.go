@@ -151,7 +151,7 @@ func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cur
 	defer rows.Close()
 
 	batch := &tidings.MessageBatch{Messages: []*tidings.Message{}}
-	head, found := int64(0), false
+	head, found, size := int64(0), false, 0
 	for rows.Next() {
 		found = true
 		var (
@@ -200,6 +200,16 @@ func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cur
 				return nil, fmt.Errorf("event %d details: %w", m.Event, err)
 			}
 		}
+		// Bounded in bytes too: the first message goes even when it alone
+		// is larger, so that a client is never stuck behind it.
+		b, err := m.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+		}
+		if size += len(b) + 1; size > tidings.MaxBatchBytes-answerEnvelope && len(batch.Messages) > 0 {
+			batch.More = true
+			break
+		}
 		batch.Messages = append(batch.Messages, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -225,6 +235,10 @@ func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cur
 	}
 	return batch, nil
 }
+
+// answerEnvelope is room left in a batch's byte bound for what an answer
+// wraps around its messages (cursor, missed, more).
+const answerEnvelope = 256
 
 func invalidCursor() error {
 	return &tidings.Error{Code: tidings.ECURSOR, Field: "since", Message: "The cursor belongs to another database or user; start over without one."}
