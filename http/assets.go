@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/tidings/tidings"
@@ -24,8 +25,10 @@ type asset struct {
 	etag        string
 }
 
-// loadAssets reads the embedded files once. Their URLs carry no version,
-// so browsers revalidate them (no-cache) and the ETag makes that cheap.
+// loadAssets reads the embedded files once. Pages name them with a hash of
+// their content in the URL (see assetURL), which may be cached for ever; the
+// bare URL, which other applications load tidings.js from, is revalidated
+// (no-cache) and the ETag makes that cheap.
 func loadAssets() (map[string]asset, error) {
 	assets := map[string]asset{}
 	err := fs.WalkDir(assetFS, "assets", func(name string, d fs.DirEntry, err error) error {
@@ -51,21 +54,30 @@ func loadAssets() (map[string]asset, error) {
 	return assets, err
 }
 
+// assetURL is the URL of a static file with its content's hash, for pages.
+func (s *Server) assetURL(name string) string {
+	a, ok := s.assets[name]
+	if !ok {
+		return "/static/" + name
+	}
+	return "/static/" + name + "?v=" + strings.Trim(a.etag, `"`)
+}
+
 // registerAssetRoutes serves the embedded static files, without
 // authentication: another application's pages load tidings.js from here.
 func (s *Server) registerAssetRoutes() {
-	assets, err := loadAssets()
-	if err != nil {
-		panic("http: embedded assets: " + err.Error()) // a broken build
-	}
 	s.handle("GET /static/{name...}", public, func(w http.ResponseWriter, r *http.Request) error {
-		a, ok := assets[r.PathValue("name")]
+		a, ok := s.assets[r.PathValue("name")]
 		if !ok {
 			return tidings.Errorf(tidings.ENOTFOUND, "Nothing is at %s.", r.URL.Path)
 		}
 		h := w.Header()
 		h.Set("Content-Type", a.contentType)
-		h.Set("Cache-Control", "no-cache")
+		if v := r.URL.Query().Get("v"); v != "" && v == strings.Trim(a.etag, `"`) {
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			h.Set("Cache-Control", "no-cache")
+		}
 		h.Set("ETag", a.etag)
 		// Module scripts load in CORS mode: pages of any origin may use the
 		// client, which carries no credentials and nothing secret.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -68,6 +69,8 @@ type Server struct {
 	ln       net.Listener
 	server   *http.Server
 	mux      *http.ServeMux
+	assets   map[string]asset
+	views    views
 	cop      *http.CrossOriginProtection
 	ctx      context.Context // cancelled when Close gives up waiting
 	cancel   context.CancelFunc
@@ -147,6 +150,13 @@ func (s *Server) init() error {
 	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, tidings.Errorf(tidings.EFORBIDDEN, "Cross-origin request refused."))
 	}))
+	var err error
+	if s.assets, err = loadAssets(); err != nil {
+		return fmt.Errorf("http: embedded assets: %w", err)
+	}
+	if s.views, err = s.loadViews(); err != nil {
+		return fmt.Errorf("http: embedded views: %w", err)
+	}
 	s.mux = http.NewServeMux()
 	s.registerRoutes()
 	return nil
@@ -319,8 +329,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refreshCookie(w, r, auth)
 		r = r.WithContext(tidings.NewContextWithAuth(r.Context(), auth))
 	}
-	if api && r.Header.Get("Authorization") == "" {
+	if !api || r.Header.Get("Authorization") == "" {
 		// Cookies ride along with cross-site requests; bearer tokens do not.
+		// Page forms (login, logout) are guarded the same way.
 		if err := s.cop.Check(r); err != nil {
 			s.writeError(w, r, tidings.Errorf(tidings.EFORBIDDEN, "Cross-origin request refused."))
 			return
@@ -349,7 +360,16 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		h.ServeHTTP(w, r)
 	default:
-		s.writeError(w, r, tidings.Errorf(tidings.ENOTFOUND, "Nothing is at %s.", r.URL.Path))
+		err := tidings.Errorf(tidings.ENOTFOUND, "Nothing is at %s.", r.URL.Path)
+		if isPagePath(r.URL.Path) {
+			var v *view
+			if auth, aerr := s.authenticatePage(r); aerr == nil {
+				v = &view{User: auth.User, TZ: auth.User.TimeZone}
+			}
+			s.writePageError(w, r, v, err)
+			return
+		}
+		s.writeError(w, r, err)
 	}
 }
 
@@ -463,6 +483,7 @@ func (s *Server) registerRoutes() {
 	s.registerPollRoutes()
 	s.registerStreamRoutes()
 	s.registerAssetRoutes()
+	s.registerPages()
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
