@@ -123,6 +123,17 @@ func (p *person) newTab(tb testing.TB) context.Context {
 	return ctx
 }
 
+// newTabWithCancel is newTab with a way to close the tab.
+func (p *person) newTabWithCancel(tb testing.TB) (context.Context, func()) {
+	tb.Helper()
+	ctx, cancel := chromedp.NewContext(p.b.root, chromedp.WithExistingBrowserContext(chromedp.FromContext(p.ctx).BrowserContextID))
+	tb.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return ctx, cancel
+}
+
 // run runs browser actions in the first tab, bounded in time.
 func (p *person) run(tb testing.TB, what string, steps ...step) {
 	tb.Helper()
@@ -137,9 +148,40 @@ func runIn(tb testing.TB, ctx context.Context, what string, steps ...step) {
 	bounded, cancel := context.WithTimeout(ctx, browserBound)
 	defer cancel()
 	if err := chromedp.Do(bounded, steps...); err != nil {
-		loc, _ := chromedp.Run(ctx, chromedp.Location())
-		tb.Fatalf("%s (at %s): %v", what, loc, err)
+		tb.Fatalf("%s (at %s): %v\npage: %s", what, location(ctx), err, pageText(ctx))
 	}
+}
+
+// location is the tab's address, or why it is not known. It asks the
+// browser, not the page, so it works with JavaScript off too.
+func location(ctx context.Context) string {
+	bounded, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c := chromedp.FromContext(ctx)
+	if c == nil || c.Target == nil {
+		return "no tab"
+	}
+	infos, err := chromedp.Targets(bounded)
+	if err != nil {
+		return err.Error()
+	}
+	for _, info := range infos {
+		if info.TargetID == c.Target.TargetID {
+			return info.URL
+		}
+	}
+	return "a closed tab"
+}
+
+// pageText is the text of the tab's page, to say what went wrong.
+func pageText(ctx context.Context) string {
+	bounded, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	text, err := chromedp.Run(bounded, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	if err != nil {
+		return err.Error()
+	}
+	return strings.Join(strings.Fields(text), " ")
 }
 
 // evalIn evaluates a JavaScript expression in a tab.
@@ -210,22 +252,31 @@ func dark() step {
 	})
 }
 
-// office is alice (admin) and bob sharing a project, in a server.
+// browserOffice is alice (admin) and bob sharing a project, in a server.
 type browserOffice struct {
 	s          *TestServer
 	b          *browser
 	alice, bob string // tokens
+	bobID      int64
 	project    int64
 }
 
-func newBrowserOffice(tb testing.TB) *browserOffice {
+func newBrowserOffice(tb testing.TB, opts ...Option) *browserOffice {
 	tb.Helper()
 	chromiumPath(tb)
-	s := MustOpenServer(tb)
+	s := MustOpenServer(tb, opts...)
 	_, alice := s.MustCreateUser(tb, "alice", true)
-	_, bob := s.MustCreateUser(tb, "bob", false)
+	bobUser, bob := s.MustCreateUser(tb, "bob", false)
 	pid := s.MustCreateProject(tb, alice, "Office move", "bob")
-	return &browserOffice{s: s, b: mustBrowser(tb, s), alice: alice, bob: bob, project: pid}
+	return &browserOffice{s: s, b: mustBrowser(tb, s), alice: alice, bob: bob, bobID: bobUser.ID, project: pid}
+}
+
+// createTodo creates a todo as alice through the API.
+func (o *browserOffice) createTodo(tb testing.TB, fields map[string]any) int64 {
+	tb.Helper()
+	var todo struct{ ID int64 }
+	o.s.MustDo(tb, "POST", fmt.Sprintf("/api/v1/projects/%d/todos", o.project), o.alice, fields, 201, &todo)
+	return todo.ID
 }
 
 func (o *browserOffice) projectPath() string { return fmt.Sprintf("/projects/%d", o.project) }
@@ -274,5 +325,168 @@ func TestBrowserUrgentTodoReachesBobAtOnce(t *testing.T) {
 	title := evalIn[string](t, bob.ctx, `document.querySelector('form.item-form input[name="title"]').value`)
 	if title != "Fix the printer" {
 		t.Fatalf("the link opened a todo titled %q", title)
+	}
+}
+
+func TestBrowserOpenFormMarksWhatSomeoneElseChanged(t *testing.T) {
+	o := newBrowserOffice(t)
+	id := o.createTodo(t, map[string]any{"title": "Order boxes", "description": "Forty of them"})
+	bob := o.b.newPerson(t, "bob")
+	bob.open(t, fmt.Sprintf("/todos/%d", id))
+	bob.run(t, "type into the description",
+		chromedp.Click(css(`textarea[name="description"]`)),
+		chromedp.SendKeys(css(`textarea[name="description"]`), " — and tape"),
+	)
+	o.s.MustDo(t, "PATCH", fmt.Sprintf("/api/v1/todos/%d", id), o.alice, map[string]any{"title": "Order moving boxes"}, 200, nil)
+
+	bob.run(t, "see the title marked", chromedp.WaitVisible(css(`input[name="title"][data-changed="true"]`)))
+	type form struct{ Title, Description, Offer string }
+	got := evalIn[form](t, bob.ctx, `({
+		Title: document.querySelector('input[name="title"]').value,
+		Description: document.querySelector('textarea[name="description"]').value,
+		Offer: document.querySelector('input[name="title"]').closest(".field").querySelector(".offer .offer-value")?.textContent ?? "",
+	})`)
+	if got.Title != "Order boxes" || got.Description != "Forty of them — and tape" || got.Offer != "Order moving boxes" {
+		t.Fatalf("bob's form: %+v", got)
+	}
+	if evalIn[bool](t, bob.ctx, `document.querySelector('textarea[name="description"]').hasAttribute("data-changed")`) {
+		t.Fatal("the field bob typed into, which nobody else changed, is marked")
+	}
+	screenshot(t, bob.ctx, "item-form-with-marked-field")
+
+	// Saving sends what bob changed, and leaves alice's title alone.
+	bob.run(t, "save", chromedp.Click(css(`form.item-form button[type="submit"]`)), chromedp.WaitVisible(css(`.saved:not(:empty)`)))
+	var todo struct{ Title, Description string }
+	o.s.MustDo(t, "GET", fmt.Sprintf("/api/v1/todos/%d", id), o.bob, nil, 200, &todo)
+	if todo.Title != "Order moving boxes" || todo.Description != "Forty of them — and tape" {
+		t.Fatalf("after bob's save: %+v", todo)
+	}
+}
+
+func TestBrowserNothingATypedNameRuns(t *testing.T) {
+	o := newBrowserOffice(t)
+	const evil = `<img src=x onerror=alert(1)>`
+	bob := o.b.newPerson(t, "bob")
+	bob.open(t, o.projectPath())
+	evalIn[bool](t, bob.ctx, `(window.__ran = false, window.alert = () => { window.__ran = true }, true)`)
+	id := o.createTodo(t, map[string]any{"title": evil, "priority": "urgent"})
+	bob.run(t, "see the box", chromedp.WaitVisible(css(`#infobox .tiding`)))
+	bob.run(t, "see the entry", chromedp.WaitVisible(css(fmt.Sprintf(`[data-live-list="todos"] li[data-id="%d"]`, id))))
+	type page struct {
+		Box, Entry string
+		Images     int
+		Ran        bool
+	}
+	got := evalIn[page](t, bob.ctx, fmt.Sprintf(`({
+		Box: document.querySelector("#infobox .tiding .where a").textContent,
+		Entry: document.querySelector('[data-live-list="todos"] li[data-id="%d"] .title').textContent,
+		Images: document.querySelectorAll("main img, #infobox img").length,
+		Ran: window.__ran,
+	})`, id))
+	if got.Box != evil || got.Entry != evil || got.Images != 0 || got.Ran {
+		t.Fatalf("bob's project page: %+v", got)
+	}
+	// The item page and a fresh render of the list show it as text too.
+	for path, expr := range map[string]string{
+		fmt.Sprintf("/todos/%d", id): `document.querySelector('form.item-form input[name="title"]').value === document.querySelector("h1.page-title").textContent && document.querySelector("h1.page-title").textContent`,
+		o.projectPath():              fmt.Sprintf(`document.querySelector('[data-live-list="todos"] li[data-id="%d"] .title').textContent`, id),
+	} {
+		bob.open(t, path)
+		if got := evalIn[string](t, bob.ctx, expr); got != evil {
+			t.Fatalf("%s shows %q, want the name as text", path, got)
+		}
+		if n := evalIn[int](t, bob.ctx, `document.querySelectorAll("main img, #infobox img").length`); n != 0 {
+			t.Fatalf("%s has %d images", path, n)
+		}
+	}
+	screenshot(t, bob.ctx, "project-with-a-name-that-looks-like-html")
+}
+
+func TestBrowserTabsShareOneConnection(t *testing.T) {
+	o := newBrowserOffice(t)
+	bob := o.b.newPerson(t, "bob")
+	// The first tab owns the browser context: it leaves Tidings, and two
+	// other tabs of the same browser open it.
+	bob.run(t, "leave", chromedp.Navigate("about:blank"))
+	waitFor(t, "no connection while no tab shows Tidings", func() bool { return o.s.Hub.WaitingFor(o.bobID) == 0 })
+	first, closeFirst := bob.newTabWithCancel(t)
+	openIn(t, first, o.s.URL()+o.projectPath())
+	second := bob.newTab(t)
+	openIn(t, second, o.s.URL()+"/")
+	waitFor(t, "one held connection for bob's two tabs", func() bool { return o.s.Hub.WaitingFor(o.bobID) == 1 })
+
+	o.s.MustPublish(t, o.alice, map[string]any{"recipients": []string{"bob"}, "text": "to both tabs"})
+	for _, ctx := range []context.Context{first, second} {
+		runIn(t, ctx, "see the box in each tab", chromedp.WaitVisible(css(`#infobox .tiding`)))
+		if text := evalIn[string](t, ctx, `document.querySelector("#infobox .tiding .what").textContent`); text != "to both tabs" {
+			t.Fatalf("a tab shows %q", text)
+		}
+	}
+	if n := o.s.Hub.WaitingFor(o.bobID); n != 1 {
+		t.Fatalf("bob's browser holds %d connections, want 1", n)
+	}
+
+	// The first tab is the leader; when it closes, the other takes over.
+	closeFirst()
+	closed := time.Now()
+	o.s.MustPublish(t, o.alice, map[string]any{"recipients": []string{"bob"}, "text": "after the leader closed"})
+	runIn(t, second, "see the message after the handover",
+		chromedp.Poll[chromedp.Void](`document.querySelector("#infobox .tiding .what").textContent === "after the leader closed" || undefined`, chromedp.WithPollingTimeout(browserBound)),
+	)
+	t.Logf("the remaining tab showed the message %s after the leader closed", time.Since(closed))
+	waitFor(t, "one held connection again", func() bool { return o.s.Hub.WaitingFor(o.bobID) == 1 })
+}
+
+func TestBrowserUrgentBoxStaysAcrossPagesUntilDismissed(t *testing.T) {
+	o := newBrowserOffice(t)
+	bob := o.b.newPerson(t, "bob")
+	bob.open(t, "/")
+	o.s.MustPublish(t, o.alice, map[string]any{"recipients": []string{"bob"}, "text": "Fire drill at 3", "urgent": true})
+	bob.run(t, "see the urgent box", chromedp.WaitVisible(css(`#infobox .tiding.urgent`)))
+	bob.open(t, "/settings")
+	bob.run(t, "still see it on another page", chromedp.WaitVisible(css(`#infobox .tiding.urgent`)))
+	if text := evalIn[string](t, bob.ctx, `document.querySelector("#infobox .tiding.urgent .what").textContent`); text != "Fire drill at 3" {
+		t.Fatalf("the box on the next page says %q", text)
+	}
+	bob.run(t, "dismiss it", chromedp.Click(css(`#infobox .tiding.urgent button.close`)), chromedp.WaitNotPresent(css(`#infobox .tiding.urgent`)))
+	bob.open(t, o.projectPath())
+	if n := evalIn[int](t, bob.ctx, `document.querySelectorAll("#infobox .tiding.urgent").length`); n != 0 {
+		t.Fatalf("a dismissed urgent box came back (%d)", n)
+	}
+}
+
+func TestBrowserLoginTakesTheVisitorBack(t *testing.T) {
+	o := newBrowserOffice(t)
+	path := o.projectPath()
+	for _, js := range []bool{true, false} {
+		ctx, cancel := chromedp.NewContext(o.b.root, chromedp.WithNewBrowserContext())
+		defer cancel()
+		if err := chromedp.Do(ctx); err != nil { // the tab lives as long as ctx
+			t.Fatal(err)
+		}
+		mode := map[bool]string{true: "JavaScript on: ", false: "JavaScript off: "}[js]
+		if !js {
+			runIn(t, ctx, "turn JavaScript off", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+				return err
+			}))
+		}
+		// Only the DOM is asked: with JavaScript off, no script runs, not
+		// even the test's.
+		runIn(t, ctx, mode+"open the project without a session",
+			chromedp.Navigate(o.s.URL()+path),
+			chromedp.WaitReady(css(`form[action="/login"] input[name="login"]`)),
+		)
+		if loc := location(ctx); !strings.Contains(loc, "/login?next=") {
+			t.Fatalf("%swithout a session %s led to %s", mode, path, loc)
+		}
+		runIn(t, ctx, mode+"log in",
+			chromedp.SendKeys(css(`input[name="login"]`), "bob"),
+			chromedp.SendKeys(css(`input[name="password"]`), "password1\n"),
+			chromedp.WaitReady(css(`h1.page-title[data-field="name"]`)),
+		)
+		if loc := location(ctx); !strings.HasSuffix(loc, path) {
+			t.Fatalf("%safter logging in the visitor is at %s, want %s", mode, loc, path)
+		}
 	}
 }
