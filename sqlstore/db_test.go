@@ -147,6 +147,14 @@ func TestIDsAreNeverReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh("token", tok.ID, tok2.ID)
+	if err := o.db.DeleteToken(sys, tok2.ID); err != nil {
+		t.Fatal(err)
+	}
+	tok3 := &tidings.Token{UserID: frank.ID, Name: "ci"}
+	if err := o.db.CreateToken(sys, tok3); err != nil {
+		t.Fatal(err)
+	}
+	fresh("token", tok2.ID, tok3.ID)
 
 	// Events are deleted by the janitor once their messages expired.
 	first := publish(t, o.db, o.alice, tidings.Publication{Recipients: []string{"bob"}, Text: "soon gone", TTL: time.Second})

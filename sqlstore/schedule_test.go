@@ -138,6 +138,25 @@ func TestScheduledMessageNeedsTheSendersRight(t *testing.T) {
 		dave.none()
 	})
 
+	t.Run("a token that was revoked", func(t *testing.T) {
+		s := newSenders(t)
+		carol, dave := newInbox(t, s.db, s.carol), newInbox(t, s.db, s.dave)
+		pubCtx, pubTok := s.withToken(t, s.bob, tidings.ScopePublish)
+		s.schedule(t, pubCtx, tidings.Publication{Recipients: []string{"dave"}, Text: "ops notice"})
+		userCtx, userTok := s.withToken(t, s.bob, tidings.ScopeUser)
+		s.schedule(t, userCtx, tidings.Publication{Recipients: []string{"carol"}, Text: "see you"})
+		for _, tok := range []*tidings.Token{pubTok, userTok} {
+			if err := s.db.DeleteToken(as(s.bob), tok.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := s.fire(t); n != 0 {
+			t.Fatalf("fired %d", n)
+		}
+		dave.none()
+		carol.none()
+	})
+
 	t.Run("an administrator who is one no longer", func(t *testing.T) {
 		s := newSenders(t)
 		carol, dave := newInbox(t, s.db, s.carol), newInbox(t, s.db, s.dave)
