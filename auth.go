@@ -81,7 +81,9 @@ type AuthService interface {
 
 	// CreateToken makes a token for the user token.UserID (the caller, unless
 	// the context is the system's) and sets its Secret. EINVALID for bad
-	// scopes or name.
+	// scopes or name; EFORBIDDEN, field "scopes", when a caller other than
+	// an administrator or the system asks for the publish scope, and
+	// EFORBIDDEN when a token asks; ENOTFOUND for an unknown user.
 	CreateToken(ctx context.Context, token *Token) error
 
 	// FindTokens returns the caller's tokens, oldest first, without their

@@ -156,3 +156,35 @@ func TestRevokedTokenEndsItsPoll(t *testing.T) {
 		t.Fatal("the held poll did not end within 1 s of the revoke")
 	}
 }
+
+// TestOnlyAdminsCreatePublishTokens: a publish token addresses anyone, so
+// only administrators (and the command line) may make one (SPEC §7 Tokens).
+func TestOnlyAdminsCreatePublishTokens(t *testing.T) {
+	s := MustOpenServer(t)
+	s.MustCreateUser(t, "alice", true)
+	bob, _ := s.MustCreateUser(t, "bob", false)
+	s.MustCreateUser(t, "dave", false)
+	alice, bobClient := loginClient(t, s, "alice"), loginClient(t, s, "bob")
+
+	before := bobClient.tokens(t)
+	for _, scopes := range [][]string{{"publish"}, {"user", "publish"}} {
+		bobClient.MustFail(t, "POST", "/api/v1/tokens", map[string]any{"name": "ops", "scopes": scopes}, 403, "forbidden", "scopes")
+	}
+	if after := bobClient.tokens(t); len(after) != len(before) {
+		t.Fatalf("tokens after refused creates: %+v, before %+v", after, before)
+	}
+	bobClient.createToken(t, map[string]any{"name": "mine", "scopes": []string{"user"}})
+
+	_, secret := alice.createToken(t, map[string]any{"name": "ops", "scopes": []string{"publish"}})
+	if got := alice.tokens(t)["ops"]; strings.Join(got.Scopes, ",") != "publish" {
+		t.Fatalf("alice's publish token = %+v", got)
+	}
+	if n := s.MustPublish(t, secret, map[string]any{"recipients": []string{"dave"}, "text": "maintenance"}); n != 1 {
+		t.Fatalf("publish with alice's token reached %d, want 1", n)
+	}
+	// The command line may make one for anyone; it acts as the system.
+	pub := s.MustCreateToken(t, bob, "publish")
+	if n := s.MustPublish(t, pub, map[string]any{"recipients": []string{"dave"}, "text": "from bob's ops"}); n != 1 {
+		t.Fatalf("publish with bob's token reached %d, want 1", n)
+	}
+}

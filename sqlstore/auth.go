@@ -7,6 +7,8 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -242,7 +244,8 @@ func tokenManager(ctx context.Context) (*tidings.Auth, error) {
 }
 
 // CreateToken makes an API token for the caller, or for any user when the
-// context is the system's.
+// context is the system's. Only administrators and the system may make
+// publish tokens, which address anyone.
 func (db *DB) CreateToken(ctx context.Context, t *tidings.Token) error {
 	a, err := tokenManager(ctx)
 	if err != nil {
@@ -263,6 +266,10 @@ func (db *DB) CreateToken(ctx context.Context, t *tidings.Token) error {
 		return err
 	}
 	t.Scopes = scopes
+	if !a.System && a.User.Role != tidings.RoleAdmin && slices.Contains(t.Scopes, tidings.ScopePublish) {
+		return &tidings.Error{Code: tidings.EFORBIDDEN, Field: "scopes",
+			Message: fmt.Sprintf("Only administrators may create tokens with the %q scope.", tidings.ScopePublish)}
+	}
 	secret, err := newSecret()
 	if err != nil {
 		return err

@@ -55,3 +55,22 @@ func TestFindAndDeleteTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestOnlyAdminsAndTheSystemMakePublishTokens(t *testing.T) {
+	db := MustOpenDB(t)
+	sys := tidings.NewSystemContext(context.Background())
+	admin := MustCreateUser(t, db, "alice", true)
+	bob := MustCreateUser(t, db, "bob", false)
+
+	err := db.CreateToken(as(bob), &tidings.Token{Scopes: []string{tidings.ScopePublish}})
+	wantCode(t, err, tidings.EFORBIDDEN, "scopes")
+	if list, err := db.FindTokens(as(bob)); err != nil || len(list) != 0 {
+		t.Fatalf("bob's tokens after the refusal = %+v, %v", list, err)
+	}
+	if err := db.CreateToken(as(admin), &tidings.Token{Scopes: []string{tidings.ScopePublish}}); err != nil {
+		t.Fatalf("an administrator: %v", err)
+	}
+	if err := db.CreateToken(sys, &tidings.Token{UserID: bob.ID, Scopes: []string{tidings.ScopePublish}}); err != nil {
+		t.Fatalf("the system, for bob: %v", err)
+	}
+}
