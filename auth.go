@@ -37,6 +37,10 @@ type Token struct {
 	Scopes    []string  `json:"scopes"`
 	Secret    string    `json:"token,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+
+	// LastUsedAt is when the token last authenticated a request, to within
+	// a minute; nil if it never did.
+	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 // ValidateScopes checks and normalizes a scope list; empty means ["user"].
@@ -77,6 +81,19 @@ type AuthService interface {
 
 	// CreateToken makes a token for the user token.UserID (the caller, unless
 	// the context is the system's) and sets its Secret. EINVALID for bad
-	// scopes or name.
+	// scopes or name; EFORBIDDEN, field "scopes", when a caller other than
+	// an administrator or the system asks for the publish scope, and
+	// EFORBIDDEN when a token asks; ENOTFOUND for an unknown user.
 	CreateToken(ctx context.Context, token *Token) error
+
+	// FindTokens returns the caller's tokens, oldest first, without their
+	// secrets; the system's context gets every user's. EUNAUTHORIZED
+	// without a caller; EFORBIDDEN when the caller is a token.
+	FindTokens(ctx context.Context) ([]*Token, error)
+
+	// DeleteToken revokes one of the caller's tokens (any, in the system's
+	// context); requests it authenticated, held or streaming, end.
+	// ENOTFOUND for an unknown id and for another user's token alike;
+	// EUNAUTHORIZED without a caller; EFORBIDDEN when the caller is a token.
+	DeleteToken(ctx context.Context, id int64) error
 }

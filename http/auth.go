@@ -23,6 +23,8 @@ func (s *Server) registerAuthRoutes() {
 	s.handle("POST /api/v1/login", public, s.handleLogin)
 	s.handle("POST /api/v1/logout", userAccess, s.handleLogout)
 	s.handle("POST /api/v1/tokens", sessionOnly, s.handleTokenCreate)
+	s.handle("GET /api/v1/tokens", sessionOnly, s.handleTokenList)
+	s.handle("DELETE /api/v1/tokens/{id}", sessionOnly, s.handleTokenDelete)
 	s.handle("GET /api/v1/me", userAccess, s.handleMe)
 }
 
@@ -127,36 +129,6 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 	}
 	clearSessionCookie(w, r)
 	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-type tokenRequest struct {
-	Name   string   `json:"name"`
-	Scopes []string `json:"scopes"`
-}
-
-func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) error {
-	var req tokenRequest
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	if len(body) > 0 {
-		if err := unmarshalJSON(body, &req); err != nil {
-			return err
-		}
-	}
-	t := &tidings.Token{Name: req.Name, Scopes: req.Scopes}
-	if err := s.AuthService.CreateToken(r.Context(), t); err != nil {
-		return err
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, struct {
-		ID     int64    `json:"id"`
-		Name   string   `json:"name"`
-		Scopes []string `json:"scopes"`
-		Token  string   `json:"token"`
-	}{t.ID, t.Name, t.Scopes, t.Secret})
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,6 +21,10 @@ var _ tidings.AuthService = (*DB)(nil)
 // sessionTouchInterval is how stale a session's last use may get before it
 // is written again: a session is not a write per request.
 const sessionTouchInterval = time.Hour
+
+// tokenTouchInterval is the same for tokens, whose last use their owner
+// sees in the list of tokens: to the minute is precise enough there.
+const tokenTouchInterval = time.Minute
 
 // TokenPrefix starts every API token, so that a leaked one is recognisable.
 const TokenPrefix = "tdg_"
@@ -180,12 +186,13 @@ func (db *DB) AuthenticateSession(ctx context.Context, secret string) (*tidings.
 	return &tidings.Auth{User: &u, Session: s}, nil
 }
 
-// AuthenticateToken returns the holder of an API token.
+// AuthenticateToken returns the holder of an API token and records its use,
+// at most once per tokenTouchInterval.
 func (db *DB) AuthenticateToken(ctx context.Context, secret string) (*tidings.Auth, error) {
 	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 128 {
 		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The API token is not valid.")
 	}
-	stmt, err := db.rstmt(`SELECT t.id, t.name, t.scopes, t.created_at, u.id, u.login, u.name, u.email, u.role, u.time_zone, u.language, u.created_at, u.updated_at
+	stmt, err := db.rstmt(`SELECT t.id, t.name, t.scopes, t.created_at, t.last_used_at, u.id, u.login, u.name, u.email, u.role, u.time_zone, u.language, u.created_at, u.updated_at
 		FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?`)
 	if err != nil {
 		return nil, err
@@ -194,7 +201,8 @@ func (db *DB) AuthenticateToken(ctx context.Context, secret string) (*tidings.Au
 	var u tidings.User
 	var scopes string
 	var tc, uc, uu int64
-	err = stmt.QueryRowContext(ctx, HashSecret(secret)).Scan(&t.ID, &t.Name, &scopes, &tc, &u.ID, &u.Login, &u.Name, &u.Email, &u.Role, &u.TimeZone, &u.Language, &uc, &uu)
+	var lastUsed sql.NullInt64
+	err = stmt.QueryRowContext(ctx, HashSecret(secret)).Scan(&t.ID, &t.Name, &scopes, &tc, &lastUsed, &u.ID, &u.Login, &u.Name, &u.Email, &u.Role, &u.TimeZone, &u.Language, &uc, &uu)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The API token is not valid.")
 	}
@@ -202,21 +210,48 @@ func (db *DB) AuthenticateToken(ctx context.Context, secret string) (*tidings.Au
 		return nil, db.translate(err)
 	}
 	t.UserID, t.Scopes, t.CreatedAt = u.ID, strings.Fields(scopes), fromMS(tc)
+	if lastUsed.Valid {
+		t.LastUsedAt = new(fromMS(lastUsed.Int64))
+	}
 	u.CreatedAt, u.UpdatedAt = fromMS(uc), fromMS(uu)
+	if t.LastUsedAt == nil || db.Now().Sub(*t.LastUsedAt) >= tokenTouchInterval {
+		err := db.write(ctx, func(tx *Tx) error {
+			t.LastUsedAt = new(tx.now)
+			_, err := tx.exec(`UPDATE tokens SET last_used_at = ? WHERE id = ?`, ms(tx.now), t.ID)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return &tidings.Auth{User: &u, Token: &t}, nil
 }
 
-// CreateToken makes an API token for the caller, or for any user when the
-// context is the system's.
-func (db *DB) CreateToken(ctx context.Context, t *tidings.Token) error {
+// tokenManager returns the caller of a call that manages tokens: a user
+// through a session, or the system. Tokens may not manage tokens: a leaked
+// one could otherwise make more.
+func tokenManager(ctx context.Context) (*tidings.Auth, error) {
 	a := tidings.AuthFromContext(ctx)
 	switch {
 	case a == nil:
-		return tidings.Errorf(tidings.EUNAUTHORIZED, "Log in first.")
+		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "Log in first.")
 	case a.System:
+		return a, nil
 	case a.User == nil || a.Token != nil:
-		return tidings.Errorf(tidings.EFORBIDDEN, "API tokens cannot create tokens; log in.")
-	default:
+		return nil, tidings.Errorf(tidings.EFORBIDDEN, "API tokens cannot manage tokens; log in.")
+	}
+	return a, nil
+}
+
+// CreateToken makes an API token for the caller, or for any user when the
+// context is the system's. Only administrators and the system may make
+// publish tokens, which address anyone.
+func (db *DB) CreateToken(ctx context.Context, t *tidings.Token) error {
+	a, err := tokenManager(ctx)
+	if err != nil {
+		return err
+	}
+	if !a.System {
 		t.UserID = a.User.ID
 	}
 	t.Name = strings.TrimSpace(t.Name)
@@ -231,6 +266,10 @@ func (db *DB) CreateToken(ctx context.Context, t *tidings.Token) error {
 		return err
 	}
 	t.Scopes = scopes
+	if !a.System && a.User.Role != tidings.RoleAdmin && slices.Contains(t.Scopes, tidings.ScopePublish) {
+		return &tidings.Error{Code: tidings.EFORBIDDEN, Field: "scopes",
+			Message: fmt.Sprintf("Only administrators may create tokens with the %q scope.", tidings.ScopePublish)}
+	}
 	secret, err := newSecret()
 	if err != nil {
 		return err
@@ -244,8 +283,79 @@ func (db *DB) CreateToken(ctx context.Context, t *tidings.Token) error {
 		if exists == 0 {
 			return tidings.Errorf(tidings.ENOTFOUND, "The user was not found.")
 		}
-		t.CreatedAt = tx.now
+		t.CreatedAt, t.LastUsedAt = tx.now, nil
 		return tx.queryRow(`INSERT INTO tokens (user_id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
 			t.UserID, t.Name, HashSecret(t.Secret), strings.Join(t.Scopes, " "), ms(tx.now)).Scan(&t.ID)
+	})
+}
+
+// FindTokens returns the caller's tokens, or everyone's for the system,
+// oldest first. A user has few; they are not paged.
+func (db *DB) FindTokens(ctx context.Context) ([]*tidings.Token, error) {
+	a, err := tokenManager(ctx)
+	if err != nil {
+		return nil, err
+	}
+	query, args := `SELECT id, user_id, name, scopes, created_at, last_used_at FROM tokens WHERE user_id = ? ORDER BY id`, []any{}
+	if a.System {
+		query = `SELECT id, user_id, name, scopes, created_at, last_used_at FROM tokens ORDER BY id`
+	} else {
+		args = append(args, a.User.ID)
+	}
+	stmt, err := db.rstmt(query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, db.translate(err)
+	}
+	defer rows.Close()
+	tokens := []*tidings.Token{}
+	for rows.Next() {
+		var t tidings.Token
+		var scopes string
+		var created int64
+		var lastUsed sql.NullInt64
+		if err := rows.Scan(&t.ID, &t.UserID, &t.Name, &scopes, &created, &lastUsed); err != nil {
+			return nil, db.translate(err)
+		}
+		t.Scopes, t.CreatedAt = strings.Fields(scopes), fromMS(created)
+		if lastUsed.Valid {
+			t.LastUsedAt = new(fromMS(lastUsed.Int64))
+		}
+		tokens = append(tokens, &t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.translate(err)
+	}
+	return tokens, nil
+}
+
+// DeleteToken revokes a token of the caller, or any token for the system.
+// The polls and streams it holds open are told to check it again, so they
+// end.
+func (db *DB) DeleteToken(ctx context.Context, id int64) error {
+	a, err := tokenManager(ctx)
+	if err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *Tx) error {
+		var userID int64
+		var err error
+		if a.System {
+			err = tx.queryRow(`DELETE FROM tokens WHERE id = ? RETURNING user_id`, id).Scan(&userID)
+		} else {
+			// Another user's token is not found either: its id says nothing.
+			err = tx.queryRow(`DELETE FROM tokens WHERE id = ? AND user_id = ? RETURNING user_id`, id, a.User.ID).Scan(&userID)
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			return tidings.Errorf(tidings.ENOTFOUND, "Token %d was not found.", id)
+		}
+		if err != nil {
+			return err
+		}
+		tx.endAccess(userID)
+		return nil
 	})
 }

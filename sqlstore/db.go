@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"encoding/binary"
 	"errors"
@@ -72,6 +73,8 @@ type DB struct {
 	writer *sql.DB
 	reader *sql.DB
 	epoch  uint64
+
+	maxVersion int // tests: migrate no further than this schema (0: all)
 
 	wstmts stmtCache
 	rstmts stmtCache
@@ -199,6 +202,9 @@ func (db *DB) migrate() error {
 		if err != nil {
 			return fmt.Errorf("migration %s: name must start with its number", base)
 		}
+		if db.maxVersion > 0 && v > db.maxVersion {
+			break
+		}
 		list = append(list, migration{v, name})
 	}
 	latest := 0
@@ -220,12 +226,45 @@ func (db *DB) migrate() error {
 	return db.loadEpoch(ctx)
 }
 
+// foreignKeysOff is the first line of a migration that recreates tables
+// other tables refer to. Foreign keys must be off while it runs, or dropping
+// the old table would cascade into its children, and SQLite ignores that
+// pragma inside a transaction, so it is set around the migration's.
+const foreignKeysOff = "-- tidings: foreign_keys off"
+
 func (db *DB) applyMigration(ctx context.Context, version int, name string) error {
 	body, err := migrationFS.ReadFile(name)
 	if err != nil {
 		return err
 	}
-	tx, err := db.writer.BeginTx(ctx, nil)
+	fkOff := strings.HasPrefix(string(body), foreignKeysOff+"\n")
+	// One connection for the pragma and the transaction: the pool could
+	// otherwise run them on different ones.
+	conn, err := db.writer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if !fkOff {
+		return runMigration(ctx, conn, version, name, body, false)
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	err = runMigration(ctx, conn, version, name, body, true)
+	if _, onErr := conn.ExecContext(ctx, `PRAGMA foreign_keys = ON`); onErr != nil {
+		// The connection must not go on without foreign keys.
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+		return errors.Join(err, fmt.Errorf("migration %s: turn foreign keys on again: %w", filepath.Base(name), onErr))
+	}
+	return err
+}
+
+// runMigration applies one migration in a transaction of conn, unless it
+// was applied meanwhile. With checkKeys, the foreign keys are checked
+// before the commit, since they were not enforced while it ran.
+func runMigration(ctx context.Context, conn *sql.Conn, version int, name string, body []byte, checkKeys bool) error {
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -242,10 +281,43 @@ func (db *DB) applyMigration(ctx context.Context, version int, name string) erro
 	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 		return fmt.Errorf("migration %s: %w", filepath.Base(name), err)
 	}
+	if checkKeys {
+		if err := foreignKeyCheck(ctx, tx); err != nil {
+			return fmt.Errorf("migration %s: %w", filepath.Base(name), err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, ms(time.Now())); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// foreignKeyCheck fails if any row refers to a row that does not exist.
+func foreignKeyCheck(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var broken []string
+	for rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return err
+		}
+		if len(broken) < 10 {
+			broken = append(broken, fmt.Sprintf("%s row %d refers to a missing %s", table, rowid.Int64, parent))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(broken) > 0 {
+		return fmt.Errorf("foreign key check failed: %s", strings.Join(broken, "; "))
+	}
+	return nil
 }
 
 // loadEpoch reads the database's epoch, drawing it on first use.

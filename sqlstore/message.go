@@ -370,6 +370,11 @@ func (db *DB) PublishMessage(ctx context.Context, pub *tidings.Publication) (*ti
 	}
 	actor := auth.User
 	anyone := auth.MayAddressAnyone()
+	right := sendRight(auth)
+	var tokenID int64
+	if auth.Token != nil {
+		tokenID = auth.Token.ID
+	}
 	var res *tidings.PublishResult
 	err := db.write(ctx, func(tx *Tx) error {
 		targets, project, err := tx.resolvePublication(pub, actor, anyone)
@@ -413,8 +418,10 @@ func (db *DB) PublishMessage(ctx context.Context, pub *tidings.Publication) (*ti
 				}
 				continue
 			}
-			if _, err := tx.exec(`INSERT INTO pending (user_id, event_id, valid_from, valid_until, via_project, via_actor) VALUES (?, ?, ?, ?, ?, ?)`,
-				t.userID, ev.ID, ms(pub.ValidFrom), ms(validUntil), nullInt(t.viaProject), nullInt(t.viaActor)); err != nil {
+			if _, err := tx.exec(`INSERT INTO pending (user_id, event_id, valid_from, valid_until, via_project, via_actor, sender_id, sender_token_id, sender_right)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				t.userID, ev.ID, ms(pub.ValidFrom), ms(validUntil), nullInt(t.viaProject), nullInt(t.viaActor),
+				actor.ID, nullInt(tokenID), right); err != nil {
 				return err
 			}
 			tx.scheduled = true
@@ -426,6 +433,27 @@ func (db *DB) PublishMessage(ctx context.Context, pub *tidings.Publication) (*ti
 		return nil, err
 	}
 	return res, nil
+}
+
+// The rights a message can be sent under. A scheduled message keeps its
+// sender's and is checked again when it fires (see firePending).
+const (
+	rightAnyone = "anyone" // a publish token or the system: anyone
+	rightAdmin  = "admin"  // an administrator: anyone while still one
+	rightUser   = "user"   // a plain user: people and projects they share
+)
+
+// sendRight returns the right a caller publishes under. It grants what
+// MayAddressAnyone does, but tells apart an administrator, whose right
+// ends with the role, from a publish token, whose right is the token's.
+func sendRight(a *tidings.Auth) string {
+	switch {
+	case a.System, a.Token != nil && a.HasScope(tidings.ScopePublish):
+		return rightAnyone
+	case a.User != nil && a.User.Role == tidings.RoleAdmin:
+		return rightAdmin
+	}
+	return rightUser
 }
 
 func nullInt(v int64) any {

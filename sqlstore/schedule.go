@@ -33,25 +33,37 @@ func (db *DB) FireDue(ctx context.Context) (fired int, more bool, err error) {
 }
 
 func (tx *Tx) firePending() (int, bool, error) {
-	rows, err := tx.query(`SELECT p.id, p.user_id, p.event_id, p.valid_from, p.valid_until, p.via_project, p.via_actor, e.project_id
+	// The sender and the token it was sent with are joined here, so that
+	// checking whether they still exist costs no query per message.
+	rows, err := tx.query(`SELECT p.id, p.user_id, p.event_id, p.valid_from, p.valid_until, p.via_project, p.via_actor, e.project_id,
+		p.sender_id, p.sender_right, s.id IS NOT NULL, s.role, p.sender_token_id IS NULL OR t.id IS NOT NULL
 		FROM pending p JOIN events e ON e.id = p.event_id
+		LEFT JOIN users s ON s.id = p.sender_id
+		LEFT JOIN tokens t ON t.id = p.sender_token_id AND t.user_id = p.sender_id
 		WHERE p.valid_from <= ? ORDER BY p.valid_from, p.id LIMIT ?`, ms(tx.now), fireBatch+1)
 	if err != nil {
 		return 0, false, err
 	}
 	type due struct {
-		id, userID, eventID   int64
+		id, eventID           int64
 		validFrom, validUntil int64
-		viaProject, viaActor  sql.NullInt64
 		projectID             sql.NullInt64
+		access                pendingAccess
 	}
 	var list []due
 	for rows.Next() {
 		var d due
-		if err := rows.Scan(&d.id, &d.userID, &d.eventID, &d.validFrom, &d.validUntil, &d.viaProject, &d.viaActor, &d.projectID); err != nil {
+		var viaProject, viaActor, senderID sql.NullInt64
+		var senderRole sql.NullString
+		a := &d.access
+		if err := rows.Scan(&d.id, &a.userID, &d.eventID, &d.validFrom, &d.validUntil, &viaProject, &viaActor, &d.projectID,
+			&senderID, &a.right, &a.senderExists, &senderRole, &a.tokenExists); err != nil {
 			rows.Close()
 			return 0, false, err
 		}
+		a.viaProject, a.viaActor, a.senderID = viaProject.Int64, viaActor.Int64, senderID.Int64
+		a.senderExists = a.senderExists || !senderID.Valid
+		a.senderAdmin = senderRole.String == tidings.RoleAdmin
 		list = append(list, d)
 	}
 	rows.Close()
@@ -70,12 +82,12 @@ func (tx *Tx) firePending() (int, bool, error) {
 		if d.validUntil <= ms(tx.now) {
 			continue // the server was away for the whole of its life
 		}
-		ok, err := tx.mayStillReceive(d.userID, d.viaProject.Int64, d.viaActor.Int64)
+		ok, err := tx.mayStillReceive(d.access)
 		if err != nil {
 			return 0, false, err
 		}
 		if ok {
-			ok, err = tx.wants(d.userID, tidings.KindMessages, d.projectID.Int64)
+			ok, err = tx.wants(d.access.userID, tidings.KindMessages, d.projectID.Int64)
 			if err != nil {
 				return 0, false, err
 			}
@@ -83,7 +95,7 @@ func (tx *Tx) firePending() (int, bool, error) {
 		if !ok {
 			continue
 		}
-		if err := tx.deliverOne(d.eventID, d.userID, fromMS(d.validFrom), fromMS(d.validUntil), ""); err != nil {
+		if err := tx.deliverOne(d.eventID, d.access.userID, fromMS(d.validFrom), fromMS(d.validUntil), ""); err != nil {
 			return 0, false, err
 		}
 		fired++
@@ -91,12 +103,49 @@ func (tx *Tx) firePending() (int, bool, error) {
 	return fired, more, nil
 }
 
-// mayStillReceive checks the access a scheduled message was addressed with:
-// still a member of the project, still sharing a project with the sender.
-func (tx *Tx) mayStillReceive(userID, viaProject, viaActor int64) (bool, error) {
-	if viaProject != 0 {
+// pendingAccess is what a scheduled message was addressed with, and what
+// became of its sender.
+type pendingAccess struct {
+	userID     int64  // the recipient
+	viaProject int64  // 0: addressed by login
+	viaActor   int64  // 0: no shared project needed
+	senderID   int64  // 0: the system
+	right      string // rightAnyone, rightAdmin or rightUser
+
+	senderExists bool // the sender still exists (always, for the system)
+	senderAdmin  bool // and is an administrator
+	tokenExists  bool // the token it was sent with was not revoked, or there was none
+}
+
+// mayStillReceive checks, when a scheduled message fires, that its sender
+// may still send it and its recipient may still receive it. The sender and
+// the token it was sent with must still exist. A recipient addressed
+// through a project must still be a member. Under a plain user's right —
+// or an administrator's who is no longer one — the sender must still be a
+// member of that project too, or, for a recipient addressed by login, still
+// share a project with them.
+func (tx *Tx) mayStillReceive(a pendingAccess) (bool, error) {
+	if !a.senderExists || !a.tokenExists {
+		return false, nil
+	}
+	viaActor := a.viaActor
+	if a.right != rightAnyone && !(a.right == rightAdmin && a.senderAdmin) {
+		switch {
+		case a.viaProject != 0:
+			var n int
+			if err := tx.queryRow(`SELECT COUNT(*) FROM members WHERE project_id = ? AND user_id = ?`, a.viaProject, a.senderID).Scan(&n); err != nil {
+				return false, err
+			}
+			if n == 0 {
+				return false, nil
+			}
+		case a.userID != a.senderID:
+			viaActor = a.senderID
+		}
+	}
+	if a.viaProject != 0 {
 		var n int
-		if err := tx.queryRow(`SELECT COUNT(*) FROM members WHERE project_id = ? AND user_id = ?`, viaProject, userID).Scan(&n); err != nil {
+		if err := tx.queryRow(`SELECT COUNT(*) FROM members WHERE project_id = ? AND user_id = ?`, a.viaProject, a.userID).Scan(&n); err != nil {
 			return false, err
 		}
 		if n == 0 {
@@ -105,7 +154,7 @@ func (tx *Tx) mayStillReceive(userID, viaProject, viaActor int64) (bool, error) 
 	}
 	if viaActor != 0 {
 		var n int
-		if err := tx.queryRow(`SELECT COUNT(*) FROM members a JOIN members b ON b.project_id = a.project_id AND b.user_id = ? WHERE a.user_id = ?`, userID, viaActor).Scan(&n); err != nil {
+		if err := tx.queryRow(`SELECT COUNT(*) FROM members a JOIN members b ON b.project_id = a.project_id AND b.user_id = ? WHERE a.user_id = ?`, a.userID, viaActor).Scan(&n); err != nil {
 			return false, err
 		}
 		if n == 0 {
