@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -207,14 +209,52 @@ type fieldError struct{ err *tidings.Error }
 
 func (e *fieldError) Error() string { return e.err.Error() }
 
-// pathID parses a numeric path value; anything else is not found.
+// pathID parses a numeric path value; anything but a canonical decimal id
+// (no sign, no leading zero, no exponent, no spaces) is not found.
 func pathID(r *http.Request, name, what string) (int64, error) {
 	v := r.PathValue(name)
-	var id int64
-	if _, err := fmt.Sscan(v, &id); err != nil || id <= 0 || fmt.Sprint(id) != v {
-		return 0, tidings.Errorf(tidings.ENOTFOUND, "%s %q not found.", what, v)
+	id, ok := parseDecimal(v, 1, math.MaxInt64)
+	if !ok {
+		return 0, tidings.Errorf(tidings.ENOTFOUND, "%s %q not found.", what, clipString(v, 40))
 	}
 	return id, nil
+}
+
+// parseDecimal parses s strictly as a canonical decimal integer from lo to
+// hi: ASCII digits only, no sign, no leading zero, no spaces, no exponent,
+// so that one number has one spelling and nothing after it is ignored.
+func parseDecimal(s string, lo, hi int64) (int64, bool) {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, false
+	}
+	return n, true
+}
+
+// queryInt reads an optional integer query parameter from lo to hi; absent
+// gives def. Given but empty, given twice, or anything but a canonical
+// decimal in range is 400 invalid naming the parameter.
+func queryInt(q url.Values, name string, lo, hi, def int64) (int64, error) {
+	vs, ok := q[name]
+	if !ok {
+		return def, nil
+	}
+	if len(vs) != 1 {
+		return 0, tidings.Invalidf(name, "%s must be given once, not %d times.", name, len(vs))
+	}
+	n, ok := parseDecimal(vs[0], lo, hi)
+	if !ok {
+		return 0, tidings.Invalidf(name, "%s must be a whole number from %d to %d, not %q.", name, lo, hi, clipString(vs[0], 40))
+	}
+	return n, nil
 }
 
 // list is the shape of every list answer.
@@ -234,14 +274,13 @@ func newList[T any](items []T, next string) list[T] {
 	return l
 }
 
-// pageParams reads limit and after from the query.
+// pageParams reads limit and after from the query. Without limit the
+// store's default page size applies (limit 0).
 func pageParams(r *http.Request) (limit int, after string, err error) {
 	q := r.URL.Query()
-	after = q.Get("after")
-	if v := q.Get("limit"); v != "" {
-		if _, err := fmt.Sscan(v, &limit); err != nil || limit < 1 || limit > tidings.MaxPageSize {
-			return 0, "", tidings.Invalidf("limit", "limit must be a number from 1 to %d.", tidings.MaxPageSize)
-		}
+	n, err := queryInt(q, "limit", 1, tidings.MaxPageSize, 0)
+	if err != nil {
+		return 0, "", err
 	}
-	return limit, after, nil
+	return int(n), q.Get("after"), nil
 }

@@ -405,13 +405,75 @@ func TestPollBadTimeout(t *testing.T) {
 	s.MustFail(t, "GET", "/api/v1/poll?timeout=soon", tok, nil, 400, "invalid", "timeout")
 	s.MustFail(t, "POST", "/api/v1/poll", tok, `{"timeout": true}`, 400, "invalid", "timeout")
 	s.MustFail(t, "POST", "/api/v1/poll", tok, `{"timeout": 1, "wait": 2}`, 400, "invalid", "wait")
+}
 
-	// A huge timeout is clamped to the poll timeout, not refused.
-	s.PollTimeout = 200 * time.Millisecond
-	p := s.MustPoll(t, tok, "timeout=1e300")
-	if p.Messages == nil {
-		t.Fatalf("clamped poll = %+v", p)
-	}
+// WithPollTimeout sets the longest hold of a poll.
+func WithPollTimeout(d time.Duration) Option {
+	return func(s *TestServer) { s.PollTimeout = d }
+}
+
+// TestPollHugeTimeoutIsClamped: a timeout beyond what a duration can hold
+// is neither refused nor turned into "answer at once": the poll is held
+// like any other and answered by the next message; with nothing to send it
+// answers, empty, when the server's longest hold has passed.
+func TestPollHugeTimeoutIsClamped(t *testing.T) {
+	huge := []string{"1e300", "1e19", "9223372036854775807", "99999999999999999999999"}
+	t.Run("held until a message", func(t *testing.T) {
+		s := MustOpenServer(t)
+		_, alice := s.MustCreateUser(t, "alice", true)
+		bob, bobToken := s.MustCreateUser(t, "bob", false)
+		since := s.MustPoll(t, bobToken, "timeout=0").Cursor
+		for _, timeout := range huge {
+			got := make(chan pollResult, 1)
+			go func() {
+				p, err := pollBy(s, "GET", bobToken, since, timeout)
+				got <- pollResult{p, err}
+			}()
+			waitFor(t, "the poll with timeout="+timeout+" to be held", func() bool { return s.Hub.WaitingFor(bob.ID) == 1 })
+			select {
+			case r := <-got:
+				t.Fatalf("timeout=%s: answered %+v (%v) before anything was published", timeout, r.poll, r.err)
+			default:
+			}
+			text := "woken with timeout=" + timeout
+			s.MustPublish(t, alice, map[string]any{"recipients": []string{"bob"}, "text": text})
+			select {
+			case r := <-got:
+				if r.err != nil {
+					t.Fatalf("timeout=%s: %v", timeout, r.err)
+				}
+				if len(r.poll.Messages) != 1 || r.poll.Messages[0].Text != text || r.poll.Cursor != r.poll.Messages[0].ID {
+					t.Fatalf("timeout=%s: the held poll answered %+v, want the published message", timeout, r.poll)
+				}
+				since = r.poll.Cursor
+			case <-time.After(10 * time.Second):
+				t.Fatalf("timeout=%s: the held poll was not answered after the publish", timeout)
+			}
+		}
+	})
+	t.Run("answered when the longest hold passes", func(t *testing.T) {
+		s := MustOpenServer(t, WithPollTimeout(100*time.Millisecond))
+		_, bobToken := s.MustCreateUser(t, "bob", false)
+		since := s.MustPoll(t, bobToken, "timeout=0").Cursor
+		for _, timeout := range huge {
+			got := make(chan pollResult, 1)
+			go func() {
+				p, err := pollBy(s, "GET", bobToken, since, timeout)
+				got <- pollResult{p, err}
+			}()
+			select {
+			case r := <-got:
+				if r.err != nil {
+					t.Fatalf("timeout=%s: %v", timeout, r.err)
+				}
+				if r.poll.Messages == nil || len(r.poll.Messages) != 0 || r.poll.Cursor != since {
+					t.Fatalf("timeout=%s: answered %+v, want [] with the cursor unchanged", timeout, r.poll)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("timeout=%s: the poll was held far beyond the server's longest hold", timeout)
+			}
+		}
+	})
 }
 
 func TestPollClientGoneHoldsNothing(t *testing.T) {

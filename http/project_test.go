@@ -127,3 +127,47 @@ func TestSettings(t *testing.T) {
 		t.Fatalf("after refused PUTs = %v\nwant %s", got, want)
 	}
 }
+
+// TestLastOwnerStays: a project's last owner can be neither removed —
+// leaving, or deleting the user — nor demoted, and the refusals change
+// nothing; once someone else owns it too, all of that works.
+func TestLastOwnerStays(t *testing.T) {
+	s := MustOpenServer(t)
+	s.MustCreateUser(t, "root", true)
+	_, aliceTok := s.MustCreateUser(t, "alice", false)
+	_, bobTok := s.MustCreateUser(t, "bob", false)
+	id := s.MustCreateProject(t, aliceTok, "Office move", "bob")
+	path := fmt.Sprintf("/api/v1/projects/%d", id)
+	admin := loginClient(t, s, "root")
+	var before map[string]any
+	s.MustDo(t, "GET", path, aliceTok, nil, 200, &before)
+
+	s.MustFail(t, "PUT", path+"/members/alice", aliceTok, map[string]any{"role": "member"}, 409, "conflict", "")
+	s.MustFail(t, "DELETE", path+"/members/alice", aliceTok, nil, 409, "conflict", "")
+	admin.MustFail(t, "DELETE", "/api/v1/users/alice", nil, 409, "conflict", "")
+	var after map[string]any
+	s.MustDo(t, "GET", path, aliceTok, nil, 200, &after)
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("after the refusals the project is\n%v\nwas\n%v", after, before)
+	}
+	// A member may not take the owner's place by removing her.
+	s.MustFail(t, "DELETE", path+"/members/alice", bobTok, nil, 403, "forbidden", "")
+
+	// With bob an owner too, alice may step down; then bob is the last.
+	s.MustDo(t, "PUT", path+"/members/bob", aliceTok, map[string]any{"role": "owner"}, 200, nil)
+	var p struct{ Role string }
+	s.MustDo(t, "PUT", path+"/members/alice", aliceTok, map[string]any{"role": "member"}, 200, &p)
+	if p.Role != "member" {
+		t.Fatalf("alice's role after stepping down: %q", p.Role)
+	}
+	s.MustFail(t, "PUT", path+"/members/bob", bobTok, map[string]any{"role": "member"}, 409, "conflict", "")
+	s.MustFail(t, "DELETE", path+"/members/bob", bobTok, nil, 409, "conflict", "")
+	admin.MustFail(t, "DELETE", "/api/v1/users/bob", nil, 409, "conflict", "")
+	s.MustDo(t, "GET", path, bobTok, nil, 200, &p)
+	if p.Role != "owner" {
+		t.Fatalf("bob's role after the refusals: %q", p.Role)
+	}
+	// alice, now a member, leaves; the project goes on with its owner.
+	s.MustDo(t, "DELETE", path+"/members/alice", aliceTok, nil, 204, nil)
+	s.MustFail(t, "GET", path, aliceTok, nil, 404, "not_found", "")
+}

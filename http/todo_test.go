@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"testing"
 )
 
@@ -131,15 +132,19 @@ func TestTodoLifecycleMessages(t *testing.T) {
 	if todo.Due != nil {
 		t.Fatalf("due after null = %v", *todo.Due)
 	}
+	// A refused update changes nothing, not even the parts of it that
+	// were valid.
+	unchanged := s.MustDo(t, "GET", path, alice, nil, 200, nil)
 	s.MustFail(t, "PATCH", path, alice, map[string]any{"due": "next week"}, 400, "invalid", "due")
 	s.MustFail(t, "PATCH", path, alice, map[string]any{"priority": "asap"}, 400, "invalid", "priority")
 	s.MustFail(t, "PATCH", path, alice, map[string]any{"assignee": "eve"}, 400, "invalid", "assignee")
 	s.MustFail(t, "PATCH", path, alice, map[string]any{"title": ""}, 400, "invalid", "title")
 	s.MustFail(t, "PATCH", path, alice, map[string]any{"colour": "red"}, 400, "invalid", "colour")
-	s.MustDo(t, "GET", path, alice, nil, 200, &todo)
-	if todo.Title != "Fix the printer" || todo.Priority != "urgent" {
-		t.Fatalf("refused edits changed the todo: %+v", todo)
-	}
+	s.MustFail(t, "PATCH", path, alice, map[string]any{"title": "Renamed", "status": "done", "due": "next week"}, 400, "invalid", "due")
+	s.MustFail(t, "PATCH", path, alice, map[string]any{"description": "Call IT", "assignee": "carol", "priority": "asap"}, 400, "invalid", "priority")
+	s.MustFail(t, "PATCH", path, alice, map[string]any{"title": "Renamed", "colour": "red"}, 400, "invalid", "colour")
+	s.MustFail(t, "PATCH", path, eve, map[string]any{"title": "Mine now"}, 404, "not_found", "")
+	sameJSON(t, "the todo after refused edits", s.MustDo(t, "GET", path, alice, nil, 200, nil), unchanged)
 
 	// The assignee hears about it even with the project muted? No: settings
 	// are the user's word. But an unmuted assignee does.
@@ -192,6 +197,8 @@ func TestItemsNotFoundForNonMembers(t *testing.T) {
 		ids[kind] = item.ID
 	}
 	for kind, id := range ids {
+		itemPath := fmt.Sprintf("/api/v1/%s/%d", kind, id)
+		unchanged := s.MustDo(t, "GET", itemPath, alice, nil, 200, nil)
 		for _, c := range []struct {
 			method, path string
 			body         any
@@ -208,8 +215,30 @@ func TestItemsNotFoundForNonMembers(t *testing.T) {
 				_ = e
 			})
 		}
-		// And nothing changed for the members.
-		s.MustDo(t, "GET", fmt.Sprintf("/api/v1/%s/%d", kind, id), alice, nil, 200, nil)
+		// And nothing changed for the members: the item, and the list
+		// that an intruder's create would have grown.
+		sameJSON(t, kind+" after the intruder", s.MustDo(t, "GET", itemPath, alice, nil, 200, nil), unchanged)
+		var list struct{ Items []struct{ ID int64 } }
+		s.MustDo(t, "GET", fmt.Sprintf("/api/v1/projects/%d/%s", pid, kind), alice, nil, 200, &list)
+		if len(list.Items) != 1 || list.Items[0].ID != id {
+			t.Fatalf("%s of the project after the intruder: %+v, want only %d", kind, list.Items, id)
+		}
+	}
+}
+
+// sameJSON fails the test unless two JSON answers hold the same values,
+// field by field.
+func sameJSON(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("%s is\n%s\nwas\n%s", what, got, want)
 	}
 }
 

@@ -1,5 +1,65 @@
 package sqlstore
 
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/tidings/tidings"
+)
+
+// HoldWriter occupies the single writer with a write that waits until
+// release is called; it returns once the writer runs it. Writes submitted
+// meanwhile queue up, and when it is released the writer gathers every one
+// of them into one batch: one transaction, a savepoint for each write.
+func (db *DB) HoldWriter() (release func()) {
+	running, proceed, finished := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		db.write(context.Background(), func(*Tx) error {
+			close(running)
+			<-proceed
+			return nil
+		})
+	}()
+	<-running
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(proceed)
+			<-finished
+		})
+	}
+}
+
+// QueuedWrites returns how many writes wait for the writer.
+func (db *DB) QueuedWrites() int { return len(db.jobs) }
+
+// ErrWriteFailed is the error of FailingPublish.
+var ErrWriteFailed = errors.New("the write failed after it stored its message")
+
+// FailingPublish is a write that does what a publication does — it stores
+// an event, numbers a message for the recipient and asks for them to be
+// woken — and then fails: none of it may outlive the failure.
+func (db *DB) FailingPublish(ctx context.Context, from, to *tidings.User, text string) error {
+	return db.write(ctx, func(tx *Tx) error {
+		ev := &tidings.Event{
+			Process: tidings.ProcessMessage,
+			Module:  "message",
+			Actor:   &tidings.Actor{ID: from.ID, Login: from.Login, Name: from.Name},
+			Text:    text,
+		}
+		validUntil := tx.now.Add(db.MessageTTL)
+		if err := tx.insertEvent(ev, validUntil); err != nil {
+			return err
+		}
+		if err := tx.deliverOne(ev.ID, to.ID, tx.now, validUntil, ""); err != nil {
+			return err
+		}
+		return ErrWriteFailed
+	})
+}
+
 // SetMaxVersion makes db migrate no further than schema version when it
 // opens, so that a test can build a database as an older Tidings left it.
 func SetMaxVersion(db *DB, version int) { db.maxVersion = version }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,46 @@ type poll struct {
 	Missed int
 }
 
+// waitFor polls cond until it holds, failing the test after a bound.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// heldPolls counts the requests that the server, running in this process,
+// holds while they wait for a wake-up: goroutines parked in the select of
+// its delivery loop, after their first read. Main hands tests nothing of
+// the server's hub, so its goroutines are where an end-to-end test can see
+// that a poll is held rather than assume it after a pause.
+func heldPolls() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	held := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		// "goroutine 116 [select]:" or "[select, 2 minutes]:", then the
+		// innermost frame: the only select of deliver that parks is the
+		// one that waits for a wake-up.
+		header, rest, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, " [select") && strings.HasPrefix(rest, "github.com/tidings/tidings/http.(*Server).deliver(") {
+			held++
+		}
+	}
+	return held
+}
+
 func getPoll(t *testing.T, base, token, query string) poll {
 	t.Helper()
 	req, _ := http.NewRequest("GET", base+"/api/v1/poll?"+query, nil)
@@ -142,15 +183,25 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+creds["bob"][1])
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
+			t.Errorf("bob's poll: %v", err)
 			got <- poll{}
 			return
 		}
 		defer resp.Body.Close()
 		var p poll
-		json.NewDecoder(resp.Body).Decode(&p)
+		if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&p) != nil {
+			t.Errorf("bob's poll: status %d", resp.StatusCode)
+		}
 		got <- p
 	}()
-	time.Sleep(50 * time.Millisecond) // let the poll be held; it answers either way
+	// The poll must be held before the publish, or an answer with the
+	// message would prove nothing about waking it.
+	waitFor(t, "bob's poll to be held", func() bool { return heldPolls() == 1 })
+	select {
+	case p := <-got:
+		t.Fatalf("bob's poll answered %+v before anything was published", p)
+	default:
+	}
 
 	code, stdout, stderr := run(t, map[string]string{"TIDINGS_TOKEN": creds["alice"][1]}, "",
 		"publish", "--server", base, "--to", "bob", "Coffee in the kitchen")
@@ -204,7 +255,7 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		held <- p
 	}()
 	<-wrote
-	time.Sleep(100 * time.Millisecond) // for the server to read it
+	waitFor(t, "carol's poll to be held", func() bool { return heldPolls() == 1 })
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
