@@ -12,13 +12,6 @@ import (
 // SessionCookie is the name of the session cookie.
 const SessionCookie = "tidings_session"
 
-// maxConcurrentLogins bounds the password hashes computed at once: each
-// takes tens of MiB and milliseconds of CPU, so a flood of logins must
-// queue rather than exhaust the machine.
-const maxConcurrentLogins = 4
-
-var loginSlots = make(chan struct{}, maxConcurrentLogins)
-
 func (s *Server) registerAuthRoutes() {
 	s.handle("POST /api/v1/login", public, s.handleLogin)
 	s.handle("POST /api/v1/logout", userAccess, s.handleLogout)
@@ -79,19 +72,35 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
-// Login checks a login and password and starts a session. It is shared
-// with the login page.
+// login checks a login and password and starts a session. It is shared
+// with the login page, so that both are throttled alike: a refusal is
+// ERATELIMITED with Retry-After already set on w.
 func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Request, login, password string) (*tidings.User, error) {
-	select {
-	case loginSlots <- struct{}{}:
-		defer func() { <-loginSlots }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(10 * time.Second):
-		return nil, tidings.Errorf(tidings.ERATELIMITED, "Too many logins at once; try again in a moment.")
-	}
-	user, session, err := s.AuthService.Login(ctx, strings.TrimSpace(login), password)
+	login = strings.TrimSpace(login)
+	client := throttleKey(s.clientAddr(r))
+	attempt, err := s.logins.begin(client, login)
 	if err != nil {
+		setRetryAfter(w, err)
+		return nil, err
+	}
+	failed := false
+	defer func() { attempt.finish(failed) }()
+	release, ok := s.logins.acquireSlot(ctx.Done())
+	if !ok {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		err := rateLimited(time.Second, "Too many logins at once; try again in a moment.")
+		setRetryAfter(w, err)
+		return nil, err
+	}
+	defer release()
+	if s.onPasswordCheck != nil {
+		s.onPasswordCheck(client)
+	}
+	user, session, err := s.AuthService.Login(ctx, login, password)
+	if err != nil {
+		failed = tidings.ErrorCode(err) == tidings.EUNAUTHORIZED
 		return nil, err
 	}
 	setSessionCookie(w, r, session.Secret, session.ExpiresAt)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,14 @@ type Server struct {
 	// ShutdownWait bounds Close.
 	ShutdownWait time.Duration
 
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed; from anyone else it is ignored.
+	TrustedProxies []netip.Prefix
+
+	// Now is the clock of the login throttle; nil means time.Now. Tests
+	// move it instead of waiting.
+	Now func() time.Time
+
 	Logger *slog.Logger
 
 	AuthService        tidings.AuthService
@@ -75,6 +84,10 @@ type Server struct {
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]http.ConnState // connections that have not sent a request yet
+
+	logins *loginThrottle
+
+	onPasswordCheck func(client netip.Addr) // for tests: counts the hashes computed
 }
 
 // NewServer returns a server with default settings.
@@ -138,6 +151,7 @@ func (s *Server) init() error {
 	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, tidings.Errorf(tidings.EFORBIDDEN, "Cross-origin request refused."))
 	}))
+	s.logins = newLoginThrottle(s.Now)
 	s.mux = http.NewServeMux()
 	s.registerRoutes()
 	return nil
