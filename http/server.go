@@ -22,6 +22,10 @@ const (
 	DefaultPollTimeout  = 25 * time.Second
 	DefaultHeartbeat    = 25 * time.Second
 	DefaultShutdownWait = 10 * time.Second
+
+	// DefaultUserPublishRate is how many messages a second a plain user may
+	// publish, after a burst of 20.
+	DefaultUserPublishRate = 5
 )
 
 // Server is the HTTP server. Set its fields, then Open it.
@@ -50,8 +54,13 @@ type Server struct {
 	// believed; from anyone else it is ignored.
 	TrustedProxies []netip.Prefix
 
-	// Now is the clock of the login throttle; nil means time.Now. Tests
-	// move it instead of waiting.
+	// UserPublishRate is how many messages a second a plain user (not an
+	// admin, not a publish token) may publish, after a burst of 20; zero
+	// means unlimited.
+	UserPublishRate float64
+
+	// Now is the clock of the login and publish throttles; nil means
+	// time.Now. Tests move it instead of waiting.
 	Now func() time.Time
 
 	Logger *slog.Logger
@@ -85,7 +94,8 @@ type Server struct {
 	connsMu sync.Mutex
 	conns   map[net.Conn]http.ConnState // connections that have not sent a request yet
 
-	logins *loginThrottle
+	logins    *loginThrottle
+	publishes *publishLimiter
 
 	onPasswordCheck func(client netip.Addr) // for tests: counts the hashes computed
 }
@@ -93,12 +103,13 @@ type Server struct {
 // NewServer returns a server with default settings.
 func NewServer() *Server {
 	s := &Server{
-		Addr:         "127.0.0.1:8080",
-		PollTimeout:  DefaultPollTimeout,
-		Heartbeat:    DefaultHeartbeat,
-		ShutdownWait: DefaultShutdownWait,
-		Logger:       slog.Default(),
-		shutdown:     make(chan struct{}),
+		Addr:            "127.0.0.1:8080",
+		PollTimeout:     DefaultPollTimeout,
+		Heartbeat:       DefaultHeartbeat,
+		ShutdownWait:    DefaultShutdownWait,
+		UserPublishRate: DefaultUserPublishRate,
+		Logger:          slog.Default(),
+		shutdown:        make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -152,6 +163,7 @@ func (s *Server) init() error {
 		s.writeError(w, r, tidings.Errorf(tidings.EFORBIDDEN, "Cross-origin request refused."))
 	}))
 	s.logins = newLoginThrottle(s.Now)
+	s.publishes = newPublishLimiter(s.UserPublishRate, s.Now)
 	s.mux = http.NewServeMux()
 	s.registerRoutes()
 	return nil

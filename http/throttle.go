@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tidings/tidings"
 )
 
@@ -346,6 +348,61 @@ func (l *recentLog) prune(since time.Duration) {
 // empty reports whether no event is after since.
 func (l *recentLog) empty(since time.Duration) bool {
 	return len(l.at) == 0 || l.at[len(l.at)-1] <= since
+}
+
+// userPublishBurst is how many messages a plain user may publish at once
+// before the rate applies.
+const userPublishBurst = 20
+
+// publishLimiter holds a token bucket per plain user. Only buckets that are
+// not full need remembering: a full one is what a new user gets anyway, so
+// forgetting idle users changes nothing and keeps the map to the users who
+// published in the last few seconds.
+type publishLimiter struct {
+	rate rate.Limit // 0: unlimited
+	now  func() time.Time
+
+	mu        sync.Mutex
+	users     map[int64]*rate.Limiter
+	lastSweep time.Time
+}
+
+func newPublishLimiter(perSecond float64, now func() time.Time) *publishLimiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &publishLimiter{rate: rate.Limit(perSecond), now: now, users: make(map[int64]*rate.Limiter)}
+}
+
+// allow takes one message from the user's bucket, or refuses with a
+// rateLimitError that says when the next one may be sent.
+func (p *publishLimiter) allow(userID int64) error {
+	if p.rate <= 0 {
+		return nil
+	}
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.Sub(p.lastSweep) >= throttleSweepInterval {
+		p.lastSweep = now
+		for id, lim := range p.users {
+			if lim.TokensAt(now) >= userPublishBurst {
+				delete(p.users, id)
+			}
+		}
+	}
+	lim := p.users[userID]
+	if lim == nil {
+		lim = rate.NewLimiter(p.rate, userPublishBurst)
+		p.users[userID] = lim
+	}
+	if lim.AllowN(now, 1) {
+		return nil
+	}
+	missing := 1 - lim.TokensAt(now)
+	wait := time.Duration(missing / float64(p.rate) * float64(time.Second))
+	return rateLimited(wait, "You publish too fast: at most %s messages a second (bursts of %d); try again in a moment.",
+		strconv.FormatFloat(float64(p.rate), 'f', -1, 64), userPublishBurst)
 }
 
 // rateLimitError is an ERATELIMITED error that knows when to come back.

@@ -92,6 +92,25 @@ func TestLoginThrottleKeepsHeavyHittersWhenFull(t *testing.T) {
 	}
 }
 
+// TestPublishLimiterForgetsFullBuckets: a user who stopped publishing long
+// enough to have a full bucket again is not remembered.
+func TestPublishLimiterForgetsFullBuckets(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
+	p := newPublishLimiter(5, clock.Now)
+	for id := range int64(1000) {
+		if err := p.allow(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(throttleSweepInterval)
+	if err := p.allow(5000); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.users) != 1 {
+		t.Fatalf("the limiter remembers %d users, want only the one that just published", len(p.users))
+	}
+}
+
 // TestClientAddr walks X-Forwarded-For as the doc of clientAddr says.
 func TestClientAddr(t *testing.T) {
 	trusted, err := ParseTrustedProxies("127.0.0.1, 10.0.0.0/8, 2001:db8:ffff::/48")

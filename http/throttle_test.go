@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,11 @@ func WithTrustedProxies(cidrs string) Option {
 
 // WithThrottleClock makes the login and publish throttles use c.
 func WithThrottleClock(c *testClock) Option { return func(s *TestServer) { s.Server.Now = c.Now } }
+
+// WithUserPublishRate sets the plain users' publish rate.
+func WithUserPublishRate(perSecond float64) Option {
+	return func(s *TestServer) { s.UserPublishRate = perSecond }
+}
 
 // loginAnswer is what a login attempt got.
 type loginAnswer struct {
@@ -219,5 +225,91 @@ func TestLoginFloodFromOneAddress(t *testing.T) {
 	}
 	if count[429] < flood-10 {
 		t.Fatalf("A's flood got %d answers 429, want at least %d", count[429], flood-10)
+	}
+}
+
+// TestPublishRateForPlainUsers: a plain user may publish a burst of 20,
+// then at the rate; the refused message is not stored. The bucket is the
+// user's, whichever credential they publish with.
+func TestPublishRateForPlainUsers(t *testing.T) {
+	clock := newTestClock()
+	s := MustOpenServer(t, WithThrottleClock(clock))
+	_, bobTok := s.MustCreateUser(t, "bob", false)
+	_, carolTok := s.MustCreateUser(t, "carol", false)
+	s.MustCreateProject(t, bobTok, "Office move", "carol")
+	start := s.MustPoll(t, carolTok, "timeout=0").Cursor
+	publish := func(tok string, i int) (int, string, apiError) {
+		req := s.NewRequest(t, "POST", "/api/v1/messages", tok, map[string]any{"recipients": []string{"carol"}, "text": fmt.Sprintf("m%d", i)})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e apiError
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, resp.Header.Get("Retry-After"), e
+	}
+
+	for i := range 20 {
+		if st, _, _ := publish(bobTok, i); st != http.StatusAccepted {
+			t.Fatalf("publish %d: status %d, want 202", i+1, st)
+		}
+	}
+	st, retry, e := publish(bobTok, 20)
+	if secs, err := strconv.Atoi(retry); st != 429 || e.Error.Code != tidings.ERATELIMITED || err != nil || secs < 1 {
+		t.Fatalf("21st publish: status %d %q, Retry-After %q; want 429 rate_limited with whole seconds ≥ 1", st, e.Error.Code, retry)
+	}
+	bob := loginClient(t, s, "bob")
+	if st, _ := bob.Do(t, "POST", "/api/v1/messages", map[string]any{"recipients": []string{"carol"}, "text": "by session"}); st != 429 {
+		t.Fatalf("publish through bob's session after his token's burst: status %d, want 429", st)
+	}
+	var texts []string
+	for _, m := range s.MustPoll(t, carolTok, "timeout=0&since="+start).Messages {
+		if m.Module == "message" { // not bob's login notice
+			texts = append(texts, m.Text)
+		}
+	}
+	if len(texts) != 20 || texts[19] != "m19" {
+		t.Fatalf("carol has %d messages (%q), want the 20 that were accepted", len(texts), texts)
+	}
+
+	clock.Advance(time.Second)
+	for i := range 5 {
+		if st, _, _ := publish(bobTok, 100+i); st != http.StatusAccepted {
+			t.Fatalf("publish %d in the next second: status %d, want 202 (5 a second)", i+1, st)
+		}
+	}
+	if st, _, _ := publish(bobTok, 200); st != 429 {
+		t.Fatalf("6th publish in the next second: status %d, want 429", st)
+	}
+}
+
+// TestPublishRateSparesAdminsAndPublishTokens: admins and publish tokens
+// feed notifications from other systems and are not limited.
+func TestPublishRateSparesAdminsAndPublishTokens(t *testing.T) {
+	clock := newTestClock()
+	s := MustOpenServer(t, WithThrottleClock(clock))
+	_, adminTok := s.MustCreateUser(t, "alice", true)
+	dave, _ := s.MustCreateUser(t, "dave", false)
+	_, carolTok := s.MustCreateUser(t, "carol", false)
+	publishTok := s.MustCreateToken(t, dave, tidings.ScopePublish)
+	start := s.MustPoll(t, carolTok, "timeout=0").Cursor
+	for name, tok := range map[string]string{"admin": adminTok, "publish token": publishTok} {
+		for i := range 50 {
+			s.MustPublish(t, tok, map[string]any{"recipients": []string{"carol"}, "text": fmt.Sprintf("%s %d", name, i)})
+		}
+	}
+	if p := s.MustPoll(t, carolTok, "timeout=0&since="+start); len(p.Messages) != 100 {
+		t.Fatalf("carol has %d messages, want 100", len(p.Messages))
+	}
+}
+
+// TestPublishRateZeroIsUnlimited: --user-publish-rate 0 switches the limit
+// off.
+func TestPublishRateZeroIsUnlimited(t *testing.T) {
+	s := MustOpenServer(t, WithThrottleClock(newTestClock()), WithUserPublishRate(0))
+	_, bobTok := s.MustCreateUser(t, "bob", false)
+	for i := range 50 {
+		s.MustPublish(t, bobTok, map[string]any{"recipients": []string{"bob"}, "text": "note " + strings.Repeat("!", i)})
 	}
 }
