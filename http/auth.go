@@ -38,16 +38,19 @@ func (s *Server) authenticate(r *http.Request) (*tidings.Auth, error) {
 
 // refreshCookie renews the cookie's expiry after the session was extended,
 // so that it stays valid 30 days from last use in the browser too.
-func refreshCookie(w http.ResponseWriter, r *http.Request, auth *tidings.Auth) {
+func (s *Server) refreshCookie(w http.ResponseWriter, r *http.Request, auth *tidings.Auth) {
 	if auth == nil || auth.Session == nil || time.Since(auth.Session.LastUsedAt) > time.Minute {
 		return
 	}
 	if c, err := r.Cookie(SessionCookie); err == nil {
-		setSessionCookie(w, r, c.Value, auth.Session.ExpiresAt)
+		s.setSessionCookie(w, r, c.Value, auth.Session.ExpiresAt)
 	}
 }
 
-func setSessionCookie(w http.ResponseWriter, r *http.Request, secret string, expires time.Time) {
+// setSessionCookie sets the session cookie, Secure when the client reached
+// us over TLS: a browser then never sends it in the clear, while a cookie
+// marked Secure on a plain-HTTP site would never be sent back at all.
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, secret string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     SessionCookie,
 		Value:    secret,
@@ -55,15 +58,15 @@ func setSessionCookie(w http.ResponseWriter, r *http.Request, secret string, exp
 		Expires:  expires,
 		MaxAge:   int(time.Until(expires).Seconds()),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   s.viaHTTPS(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 }
 
-func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+func (s *Server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: s.viaHTTPS(r), SameSite: http.SameSiteLaxMode,
 	})
 }
 
@@ -103,7 +106,7 @@ func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		failed = tidings.ErrorCode(err) == tidings.EUNAUTHORIZED
 		return nil, err
 	}
-	setSessionCookie(w, r, session.Secret, session.ExpiresAt)
+	s.setSessionCookie(w, r, session.Secret, session.ExpiresAt)
 	return user, nil
 }
 
@@ -134,7 +137,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	clearSessionCookie(w, r)
+	s.clearSessionCookie(w, r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

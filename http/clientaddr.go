@@ -140,6 +140,30 @@ func parseForwarded(e string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// viaHTTPS reports whether the client reached us over TLS: directly, or, as
+// a trusted proxy says in X-Forwarded-Proto, to that proxy. Of several
+// values the last counts, since it is the one our peer wrote or passed on;
+// from any other peer the header is ignored, because a client could claim
+// anything.
+func (s *Server) viaHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !s.trusted(peerAddr(r)) {
+		return false
+	}
+	values := r.Header.Values("X-Forwarded-Proto")
+	for i := len(values) - 1; i >= 0; i-- {
+		entries := strings.Split(values[i], ",")
+		for j := len(entries) - 1; j >= 0; j-- {
+			if e := strings.TrimSpace(entries[j]); e != "" {
+				return strings.EqualFold(e, "https")
+			}
+		}
+	}
+	return false
+}
+
 // throttleKey is the address a client is throttled by: IPv6 clients by
 // their /64, since one host is usually given a whole /64 and could otherwise
 // rotate through 2^64 addresses.

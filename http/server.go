@@ -3,6 +3,7 @@ package http
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -50,14 +51,17 @@ type Server struct {
 	// ShutdownWait bounds Close.
 	ShutdownWait time.Duration
 
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
-	// believed; from anyone else it is ignored.
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed; from anyone else they are ignored.
 	TrustedProxies []netip.Prefix
 
 	// UserPublishRate is how many messages a second a plain user (not an
 	// admin, not a publish token) may publish, after a burst of 20; zero
 	// means unlimited.
 	UserPublishRate float64
+
+	// TLSConfig, if set, makes the server speak HTTPS with its certificates.
+	TLSConfig *tls.Config
 
 	// Now is the clock of the login and publish throttles; nil means
 	// time.Now. Tests move it instead of waiting.
@@ -134,8 +138,19 @@ func (s *Server) Open() error {
 		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug),
 		ConnState:         s.trackConn,
 	}
+	serveLn := ln
+	if s.TLSConfig != nil {
+		cfg := s.TLSConfig.Clone()
+		// HTTP/1.1 only: WebSocket hijacks its connection, which HTTP/2
+		// cannot hand over.
+		cfg.NextProtos = []string{"http/1.1"}
+		if cfg.MinVersion == 0 {
+			cfg.MinVersion = tls.VersionTLS12
+		}
+		serveLn = tls.NewListener(ln, cfg)
+	}
 	go func() {
-		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.server.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.Logger.Error("serve", "err", err)
 		}
 	}()
@@ -169,7 +184,8 @@ func (s *Server) init() error {
 	return nil
 }
 
-// URL is the server's base URL, e.g. http://127.0.0.1:41234.
+// URL is the server's base URL, e.g. http://127.0.0.1:41234, or https://
+// with TLSConfig.
 func (s *Server) URL() string {
 	if s.ln == nil {
 		return ""
@@ -179,7 +195,11 @@ func (s *Server) URL() string {
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	scheme := "http://"
+	if s.TLSConfig != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
 // ListenAddr is the address the server listens on.
@@ -330,7 +350,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		refreshCookie(w, r, auth)
+		s.refreshCookie(w, r, auth)
 		r = r.WithContext(tidings.NewContextWithAuth(r.Context(), auth))
 	}
 	if api && r.Header.Get("Authorization") == "" {

@@ -157,6 +157,33 @@ func TestClientAddr(t *testing.T) {
 	}
 }
 
+func TestViaHTTPS(t *testing.T) {
+	s := &Server{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	cases := []struct {
+		peer  string
+		proto []string
+		want  bool
+	}{
+		{"127.0.0.1:1", nil, false},
+		{"127.0.0.1:1", []string{"https"}, true},
+		{"127.0.0.1:1", []string{"HTTPS"}, true},
+		{"127.0.0.1:1", []string{"http"}, false},
+		{"127.0.0.1:1", []string{"http, https"}, true},
+		{"127.0.0.1:1", []string{"https", "http"}, false},
+		{"192.0.2.1:1", []string{"https"}, false},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.peer
+		for _, v := range c.proto {
+			r.Header.Add("X-Forwarded-Proto", v)
+		}
+		if got := s.viaHTTPS(r); got != c.want {
+			t.Errorf("peer %s, X-Forwarded-Proto %q: via HTTPS %v, want %v", c.peer, c.proto, got, c.want)
+		}
+	}
+}
+
 func TestThrottleKeyGroupsIPv6By64(t *testing.T) {
 	a := throttleKey(netip.MustParseAddr("2001:db8:1:2:aaaa::1"))
 	b := throttleKey(netip.MustParseAddr("2001:db8:1:2:ffff:ffff:ffff:ffff"))
