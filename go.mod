@@ -8,6 +8,7 @@ require (
 	github.com/coder/websocket v1.8.15
 	golang.org/x/crypto v0.59.0
 	golang.org/x/term v0.48.0
+	golang.org/x/time v0.16.0
 	modernc.org/sqlite v1.62.0
 )
 

@@ -12,13 +12,6 @@ import (
 // SessionCookie is the name of the session cookie.
 const SessionCookie = "tidings_session"
 
-// maxConcurrentLogins bounds the password hashes computed at once: each
-// takes tens of MiB and milliseconds of CPU, so a flood of logins must
-// queue rather than exhaust the machine.
-const maxConcurrentLogins = 4
-
-var loginSlots = make(chan struct{}, maxConcurrentLogins)
-
 func (s *Server) registerAuthRoutes() {
 	s.handle("POST /api/v1/login", public, s.handleLogin)
 	s.handle("POST /api/v1/logout", userAccess, s.handleLogout)
@@ -47,16 +40,19 @@ func (s *Server) authenticate(r *http.Request) (*tidings.Auth, error) {
 
 // refreshCookie renews the cookie's expiry after the session was extended,
 // so that it stays valid 30 days from last use in the browser too.
-func refreshCookie(w http.ResponseWriter, r *http.Request, auth *tidings.Auth) {
+func (s *Server) refreshCookie(w http.ResponseWriter, r *http.Request, auth *tidings.Auth) {
 	if auth == nil || auth.Session == nil || time.Since(auth.Session.LastUsedAt) > time.Minute {
 		return
 	}
 	if c, err := r.Cookie(SessionCookie); err == nil {
-		setSessionCookie(w, r, c.Value, auth.Session.ExpiresAt)
+		s.setSessionCookie(w, r, c.Value, auth.Session.ExpiresAt)
 	}
 }
 
-func setSessionCookie(w http.ResponseWriter, r *http.Request, secret string, expires time.Time) {
+// setSessionCookie sets the session cookie, Secure when the client reached
+// us over TLS: a browser then never sends it in the clear, while a cookie
+// marked Secure on a plain-HTTP site would never be sent back at all.
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, secret string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     SessionCookie,
 		Value:    secret,
@@ -64,15 +60,15 @@ func setSessionCookie(w http.ResponseWriter, r *http.Request, secret string, exp
 		Expires:  expires,
 		MaxAge:   int(time.Until(expires).Seconds()),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   s.viaHTTPS(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 }
 
-func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+func (s *Server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: s.viaHTTPS(r), SameSite: http.SameSiteLaxMode,
 	})
 }
 
@@ -81,22 +77,38 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
-// Login checks a login and password and starts a session. It is shared
-// with the login page.
+// login checks a login and password and starts a session. It is shared
+// with the login page, so that both are throttled alike: a refusal is
+// ERATELIMITED with Retry-After already set on w.
 func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Request, login, password string) (*tidings.User, error) {
-	select {
-	case loginSlots <- struct{}{}:
-		defer func() { <-loginSlots }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(10 * time.Second):
-		return nil, tidings.Errorf(tidings.ERATELIMITED, "Too many logins at once; try again in a moment.")
-	}
-	user, session, err := s.AuthService.Login(ctx, strings.TrimSpace(login), password)
+	login = strings.TrimSpace(login)
+	client := throttleKey(s.clientAddr(r))
+	attempt, err := s.logins.begin(client, login)
 	if err != nil {
+		setRetryAfter(w, err)
 		return nil, err
 	}
-	setSessionCookie(w, r, session.Secret, session.ExpiresAt)
+	failed := false
+	defer func() { attempt.finish(failed) }()
+	release, ok := s.logins.acquireSlot(ctx.Done())
+	if !ok {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		err := rateLimited(time.Second, "Too many logins at once; try again in a moment.")
+		setRetryAfter(w, err)
+		return nil, err
+	}
+	defer release()
+	if s.onPasswordCheck != nil {
+		s.onPasswordCheck(client)
+	}
+	user, session, err := s.AuthService.Login(ctx, login, password)
+	if err != nil {
+		failed = tidings.ErrorCode(err) == tidings.EUNAUTHORIZED
+		return nil, err
+	}
+	s.setSessionCookie(w, r, session.Secret, session.ExpiresAt)
 	return user, nil
 }
 
@@ -127,7 +139,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	clearSessionCookie(w, r)
+	s.clearSessionCookie(w, r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

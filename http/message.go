@@ -30,6 +30,14 @@ type publishRequest struct {
 }
 
 func (s *Server) handleMessagePublish(w http.ResponseWriter, r *http.Request) error {
+	// Checked before the body is read: a refused client costs nothing more,
+	// and a malformed publish counts like any other.
+	if auth := tidings.AuthFromContext(r.Context()); publishLimited(auth) {
+		if err := s.publishes.allow(auth.User.ID); err != nil {
+			setRetryAfter(w, err)
+			return err
+		}
+	}
 	var req publishRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
@@ -71,4 +79,14 @@ func (s *Server) handleMessagePublish(w http.ResponseWriter, r *http.Request) er
 	}
 	writeJSON(w, http.StatusAccepted, res)
 	return nil
+}
+
+// publishLimited reports whether the caller publishes under the plain-user
+// rate: admins and publish tokens feed other systems' notifications into
+// Tidings and must not be slowed; everyone else is a person typing.
+func publishLimited(auth *tidings.Auth) bool {
+	if auth == nil || auth.User == nil || auth.System || auth.User.Role == tidings.RoleAdmin {
+		return false
+	}
+	return !(auth.Token != nil && auth.HasScope(tidings.ScopePublish))
 }

@@ -3,11 +3,13 @@ package http
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,10 @@ const (
 	DefaultPollTimeout  = 25 * time.Second
 	DefaultHeartbeat    = 25 * time.Second
 	DefaultShutdownWait = 10 * time.Second
+
+	// DefaultUserPublishRate is how many messages a second a plain user may
+	// publish, after a burst of 20.
+	DefaultUserPublishRate = 5
 )
 
 // Server is the HTTP server. Set its fields, then Open it.
@@ -50,6 +56,22 @@ type Server struct {
 	// bounds what a client that does not read holds before its writes
 	// block. Zero means connSendBuffer.
 	SendBuffer int
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed; from anyone else they are ignored.
+	TrustedProxies []netip.Prefix
+
+	// UserPublishRate is how many messages a second a plain user (not an
+	// admin, not a publish token) may publish, after a burst of 20; zero
+	// means unlimited.
+	UserPublishRate float64
+
+	// TLSConfig, if set, makes the server speak HTTPS with its certificates.
+	TLSConfig *tls.Config
+
+	// Now is the clock of the login and publish throttles; nil means
+	// time.Now. Tests move it instead of waiting.
+	Now func() time.Time
 
 	Logger *slog.Logger
 
@@ -83,17 +105,23 @@ type Server struct {
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]http.ConnState // connections that have not sent a request yet
+
+	logins    *loginThrottle
+	publishes *publishLimiter
+
+	onPasswordCheck func(client netip.Addr) // for tests: counts the hashes computed
 }
 
 // NewServer returns a server with default settings.
 func NewServer() *Server {
 	s := &Server{
-		Addr:         "127.0.0.1:8080",
-		PollTimeout:  DefaultPollTimeout,
-		Heartbeat:    DefaultHeartbeat,
-		ShutdownWait: DefaultShutdownWait,
-		Logger:       slog.Default(),
-		shutdown:     make(chan struct{}),
+		Addr:            "127.0.0.1:8080",
+		PollTimeout:     DefaultPollTimeout,
+		Heartbeat:       DefaultHeartbeat,
+		ShutdownWait:    DefaultShutdownWait,
+		UserPublishRate: DefaultUserPublishRate,
+		Logger:          slog.Default(),
+		shutdown:        make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -122,8 +150,19 @@ func (s *Server) Open() error {
 		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug),
 		ConnState:         s.trackConn,
 	}
+	var serveLn net.Listener = s.ln // bounds each connection's send buffer
+	if s.TLSConfig != nil {
+		cfg := s.TLSConfig.Clone()
+		// HTTP/1.1 only: WebSocket hijacks its connection, which HTTP/2
+		// cannot hand over.
+		cfg.NextProtos = []string{"http/1.1"}
+		if cfg.MinVersion == 0 {
+			cfg.MinVersion = tls.VersionTLS12
+		}
+		serveLn = tls.NewListener(s.ln, cfg)
+	}
 	go func() {
-		if err := s.server.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.server.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.Logger.Error("serve", "err", err)
 		}
 	}()
@@ -157,12 +196,16 @@ func (s *Server) init() error {
 	if s.views, err = s.loadViews(); err != nil {
 		return fmt.Errorf("http: embedded views: %w", err)
 	}
+
+	s.logins = newLoginThrottle(s.Now)
+	s.publishes = newPublishLimiter(s.UserPublishRate, s.Now)
 	s.mux = http.NewServeMux()
 	s.registerRoutes()
 	return nil
 }
 
-// URL is the server's base URL, e.g. http://127.0.0.1:41234.
+// URL is the server's base URL, e.g. http://127.0.0.1:41234, or https://
+// with TLSConfig.
 func (s *Server) URL() string {
 	if s.ln == nil {
 		return ""
@@ -172,7 +215,11 @@ func (s *Server) URL() string {
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	scheme := "http://"
+	if s.TLSConfig != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
 // ListenAddr is the address the server listens on.
@@ -326,7 +373,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		refreshCookie(w, r, auth)
+		s.refreshCookie(w, r, auth)
 		r = r.WithContext(tidings.NewContextWithAuth(r.Context(), auth))
 	}
 	if !api || r.Header.Get("Authorization") == "" {

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net/netip"
 	"strings"
 	"time"
+
+	tidingshttp "github.com/tidings/tidings/http"
 )
 
 // Config is the server's configuration, from flags and TIDINGS_* variables.
@@ -20,6 +24,16 @@ type Config struct {
 	AllowedOrigins []string
 	LogLevel       slog.Level
 	Demo           bool
+
+	// TrustedProxies are believed in X-Forwarded-For and X-Forwarded-Proto.
+	TrustedProxies []netip.Prefix
+
+	// UserPublishRate is a plain user's messages a second; 0 is unlimited.
+	UserPublishRate float64
+
+	// TLSCert and TLSKey are PEM files; with both, serve speaks HTTPS.
+	TLSCert string
+	TLSKey  string
 }
 
 // DefaultConfig returns the documented defaults.
@@ -31,6 +45,8 @@ func DefaultConfig() Config {
 		MessageTTL:   2 * time.Minute,
 		ReminderLead: 15 * time.Minute,
 		LogLevel:     slog.LevelInfo,
+
+		UserPublishRate: tidingshttp.DefaultUserPublishRate,
 	}
 }
 
@@ -109,6 +125,17 @@ func addServeFlags(fs *flag.FlagSet, c *Config) {
 		}
 		return nil
 	})
+	fs.Func("trusted-proxies", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed (a bare IP is one host)", func(v string) error {
+		p, err := tidingshttp.ParseTrustedProxies(v)
+		if err != nil {
+			return err
+		}
+		c.TrustedProxies = p
+		return nil
+	})
+	fs.Float64Var(&c.UserPublishRate, "user-publish-rate", c.UserPublishRate, "messages a second a plain user may publish, after bursts of 20 (0: unlimited)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (with --tls-key: serve HTTPS directly)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file of --tls-cert")
 	fs.BoolVar(&c.Demo, "demo", false, "create three users and a shared project to try Tidings at once")
 }
 
@@ -129,6 +156,15 @@ func (c *Config) Validate() error {
 		return usagef("--reminder-lead must be between 0 and 168h, not %s", c.ReminderLead)
 	case c.ReminderLead%time.Minute != 0:
 		return usagef("--reminder-lead must be whole minutes, not %s", c.ReminderLead)
+	}
+	if r := c.UserPublishRate; math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
+		return usagef("--user-publish-rate must be 0 (unlimited) or a positive number of messages a second, not %v", r)
+	}
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		return usagef("--tls-cert needs --tls-key, the file with its private key")
+	case c.TLSKey != "" && c.TLSCert == "":
+		return usagef("--tls-key needs --tls-cert, the file with its certificate")
 	}
 	for _, o := range c.AllowedOrigins {
 		if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {

@@ -3,10 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -354,5 +364,168 @@ func TestEnvironmentVariablesSetFlags(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+}
+
+// writeTestCertificate writes a self-signed certificate for 127.0.0.1 and
+// its key as PEM files, and returns their paths and a pool that trusts it.
+func writeTestCertificate(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "tidings test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestServeHTTPS runs serve with --tls-cert and --tls-key and asks it for
+// /healthz over HTTPS, trusting only the test's certificate.
+func TestServeHTTPS(t *testing.T) {
+	certFile, keyFile, pool := writeTestCertificate(t)
+	db := filepath.Join(t.TempDir(), "tidings.db")
+	base, _, stop := serve(t, nil, "--addr", "127.0.0.1:0", "--db", db, "--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("serve announced %q, want an https:// URL", base)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("healthz over HTTPS: status %d, TLS %v", resp.StatusCode, resp.TLS != nil)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+// TestServeTLSAndThrottleFlagErrors: a missing half of the TLS pair is bad
+// usage; a file that cannot be used is an error naming its flag; bad values
+// of the throttling flags are bad usage naming the flag and the value.
+func TestServeTLSAndThrottleFlagErrors(t *testing.T) {
+	certFile, keyFile, _ := writeTestCertificate(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "tidings.db")
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not PEM at all\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, otherKey, _ := writeTestCertificate(t)
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		says []string
+	}{
+		{"cert without key", nil, []string{"--tls-cert", certFile}, 2, []string{"--tls-key"}},
+		{"key without cert", nil, []string{"--tls-key", keyFile}, 2, []string{"--tls-cert"}},
+		{"cert from the environment without key", map[string]string{"TIDINGS_TLS_CERT": certFile}, nil, 2, []string{"--tls-key"}},
+		{"missing cert file", nil, []string{"--tls-cert", filepath.Join(dir, "nope.pem"), "--tls-key", keyFile}, 1, []string{"--tls-cert", "nope.pem"}},
+		{"missing key file", nil, []string{"--tls-cert", certFile, "--tls-key", filepath.Join(dir, "nope.pem")}, 1, []string{"--tls-key", "nope.pem"}},
+		{"cert file is not PEM", nil, []string{"--tls-cert", garbage, "--tls-key", keyFile}, 1, []string{"--tls-cert", "garbage.pem"}},
+		{"key file is not PEM", nil, []string{"--tls-cert", certFile, "--tls-key", garbage}, 1, []string{"--tls-key", "garbage.pem"}},
+		{"key of another certificate", nil, []string{"--tls-cert", certFile, "--tls-key", otherKey}, 1, []string{"--tls-key"}},
+		{"bad trusted proxy", nil, []string{"--trusted-proxies", "10.0.0.0/8,10.0.0.0/33"}, 2, []string{"trusted-proxies", "10.0.0.0/33"}},
+		{"bad trusted proxy from the environment", map[string]string{"TIDINGS_TRUSTED_PROXIES": "proxy.example.org"}, nil, 2, []string{"TIDINGS_TRUSTED_PROXIES", "proxy.example.org"}},
+		{"negative publish rate", nil, []string{"--user-publish-rate", "-1"}, 2, []string{"--user-publish-rate", "-1"}},
+		{"publish rate not a number", nil, []string{"--user-publish-rate", "fast"}, 2, []string{"user-publish-rate", "fast"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := run(t, c.env, "", append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, c.args...)...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d; stderr %q", code, c.code, stderr)
+			}
+			for _, s := range c.says {
+				if !strings.Contains(stderr, s) {
+					t.Fatalf("stderr %q does not mention %q", stderr, s)
+				}
+			}
+		})
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("a refused start created the database")
+	}
+}
+
+// TestServeTrustsConfiguredProxies: with --trusted-proxies the client
+// address comes from X-Forwarded-For, so ten failed logins claimed by one
+// client behind the proxy leave another client's login alone; and with
+// --user-publish-rate 0 a plain user publishes without limit.
+func TestServeTrustsConfiguredProxies(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tidings.db")
+	env := map[string]string{"TIDINGS_DB": db}
+	if code, _, stderr := run(t, env, "correct horse battery\n",
+		"user", "add", "--login", "erin", "--name", "Erin Ebert", "--email", "erin@example.org"); code != 0 {
+		t.Fatalf("user add exited %d: %s", code, stderr)
+	}
+	base, _, _ := serve(t, env, "--addr", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1", "--user-publish-rate", "0")
+	login := func(xff, password string) int {
+		req, _ := http.NewRequest("POST", base+"/api/v1/login", strings.NewReader(fmt.Sprintf(`{"login":"erin","password":%q}`, password)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 10 {
+		if st := login("203.0.113.1", "wrong password"); st != 401 {
+			t.Fatalf("wrong password: status %d", st)
+		}
+	}
+	if st := login("203.0.113.1", "correct horse battery"); st != 429 {
+		t.Fatalf("11th login from the failing client: status %d, want 429", st)
+	}
+	if st := login("203.0.113.2", "correct horse battery"); st != 200 {
+		t.Fatalf("login from another client behind the proxy: status %d, want 200", st)
+	}
+
+	code, stdout, stderr := run(t, env, "", "token", "create", "--user", "erin")
+	if code != 0 {
+		t.Fatalf("token create exited %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	token := lines[len(lines)-1]
+	for i := range 30 {
+		if code, _, stderr := run(t, nil, "", "publish", "--server", base, "--token", token, "--to", "erin", fmt.Sprintf("note %d", i)); code != 0 {
+			t.Fatalf("publish %d with --user-publish-rate 0 exited %d: %s", i+1, code, stderr)
+		}
 	}
 }

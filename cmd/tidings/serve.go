@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -32,6 +36,15 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	var tlsConfig *tls.Config
+	if c.TLSCert != "" {
+		// Before the database is opened: a wrong file is found at once and
+		// leaves nothing behind.
+		var err error
+		if tlsConfig, err = loadTLS(c.TLSCert, c.TLSKey); err != nil {
+			return err
+		}
+	}
 
 	h := hub.New()
 	db := sqlstore.NewDB(c.DB)
@@ -68,6 +81,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	srv.Addr = c.Addr
 	srv.PollTimeout = c.PollTimeout
 	srv.AllowedOrigins = c.AllowedOrigins
+	srv.TrustedProxies = c.TrustedProxies
+	srv.UserPublishRate = c.UserPublishRate
+	srv.TLSConfig = tlsConfig
 	srv.Logger = logger
 	srv.AuthService = db
 	srv.UserService = db
@@ -103,6 +119,44 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// loadTLS reads the certificate and key files; each error names the flag
+// whose file is wrong, which tls.LoadX509KeyPair alone would not tell.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-key: %w", err)
+	}
+	if err := checkCertificatePEM(certPEM); err != nil {
+		return nil, fmt.Errorf("--tls-cert %s: %w", certFile, err)
+	}
+	// The certificate is sound, so what fails now is the key or the pair.
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-key %s: %w", keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}}, nil
+}
+
+// checkCertificatePEM reports whether the PEM data starts with a certificate
+// that parses.
+func checkCertificatePEM(data []byte) error {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return errors.New("no PEM certificate in the file")
+		}
+		if block.Type == "CERTIFICATE" {
+			_, err := x509.ParseCertificate(block.Bytes)
+			return err
+		}
+	}
 }
 
 // demoUsers are the people of the demo.
