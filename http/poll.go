@@ -3,10 +3,11 @@ package http
 import (
 	"bytes"
 	"encoding/json"
-	"math"
+	"errors"
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -95,18 +96,26 @@ func readPollParams(w http.ResponseWriter, r *http.Request) (pollParams, error) 
 	}
 }
 
+// timeoutPattern is a number of seconds written as JSON writes numbers, an
+// exponent allowed: no sign, hex, infinity or NaN.
+var timeoutPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
 // parseTimeout turns the timeout field into a hold: default and maximum are
 // the server's poll timeout.
 func (s *Server) parseTimeout(t *pollTimeout) (time.Duration, error) {
 	if t == nil || strings.TrimSpace(t.raw) == "" {
 		return s.PollTimeout, nil
 	}
-	secs, err := strconv.ParseFloat(strings.TrimSpace(t.raw), 64)
-	if err != nil || math.IsNaN(secs) || math.IsInf(secs, -1) {
-		return 0, tidings.Invalidf("timeout", "timeout must be a number of seconds, not %q.", clipString(t.raw, 40))
-	}
-	if secs < 0 {
+	raw := strings.TrimSpace(t.raw)
+	if strings.HasPrefix(raw, "-") && timeoutPattern.MatchString(raw[1:]) {
 		return 0, tidings.Invalidf("timeout", "timeout must not be negative.")
+	}
+	if !timeoutPattern.MatchString(raw) {
+		return 0, tidings.Invalidf("timeout", "timeout must be a number of seconds such as 25 or 0.5, not %q.", clipString(t.raw, 40))
+	}
+	secs, err := strconv.ParseFloat(raw, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, tidings.Invalidf("timeout", "timeout must be a number of seconds, not %q.", clipString(t.raw, 40))
 	}
 	if secs >= s.PollTimeout.Seconds() {
 		return s.PollTimeout, nil

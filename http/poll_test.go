@@ -403,6 +403,9 @@ func TestPollBadTimeout(t *testing.T) {
 	_, tok := s.MustCreateUser(t, "bob", false)
 	s.MustFail(t, "GET", "/api/v1/poll?timeout=-1", tok, nil, 400, "invalid", "timeout")
 	s.MustFail(t, "GET", "/api/v1/poll?timeout=soon", tok, nil, 400, "invalid", "timeout")
+	for _, v := range []string{"%2B5", "0x1p4", "Inf", "infinity", "NaN", "5s", "1,5", ".5", "-0.5", "1e", "5%200"} {
+		s.MustFail(t, "GET", "/api/v1/poll?timeout="+v, tok, nil, 400, "invalid", "timeout")
+	}
 	s.MustFail(t, "POST", "/api/v1/poll", tok, `{"timeout": true}`, 400, "invalid", "timeout")
 	s.MustFail(t, "POST", "/api/v1/poll", tok, `{"timeout": 1, "wait": 2}`, 400, "invalid", "wait")
 }
