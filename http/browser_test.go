@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/tidings/tidings"
+	"github.com/tidings/tidings/sqlstore"
 )
 
 // css is a CSS selector.
@@ -228,6 +231,11 @@ func screenshot(tb testing.TB, ctx context.Context, name string) {
 	tb.Helper()
 	bounded, cancel := context.WithTimeout(ctx, browserBound)
 	defer cancel()
+	// Boxes slide in: wait until they are still, so the picture shows them
+	// as a person sees them.
+	if _, err := chromedp.Run(bounded, chromedp.Poll[chromedp.Void](`document.getAnimations().every(a => a.playState !== "running") || undefined`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		tb.Logf("screenshot %s: animations still running: %v", name, err)
+	}
 	buf, err := chromedp.Run(bounded, chromedp.FullScreenshot(100))
 	if err != nil {
 		tb.Fatalf("screenshot %s: %v", name, err)
@@ -488,5 +496,78 @@ func TestBrowserLoginTakesTheVisitorBack(t *testing.T) {
 		if loc := location(ctx); !strings.HasSuffix(loc, path) {
 			t.Fatalf("%safter logging in the visitor is at %s, want %s", mode, loc, path)
 		}
+	}
+}
+
+func TestBrowserShowsOfflineAndCatchesUpAfterARestart(t *testing.T) {
+	dir := t.TempDir()
+	o := newBrowserOffice(t, WithDir(dir))
+	bob := o.b.newPerson(t, "bob")
+	bob.open(t, o.projectPath())
+	addr := o.s.ListenAddr()
+
+	o.s.MustClose(t)
+	bob.run(t, "show the offline state", chromedp.WaitVisible(css(`body[data-connection="offline"] .connection`)))
+	screenshot(t, bob.ctx, "offline")
+
+	// Published while the server is away, through the database itself as
+	// the command line would.
+	db := sqlstore.NewDB(filepath.Join(dir, "tidings.db"))
+	db.Logger = slog.New(slog.DiscardHandler)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	sys := tidings.NewSystemContext(context.Background())
+	alice, err := db.FindUserByLogin(sys, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := tidings.NewContextWithAuth(context.Background(), &tidings.Auth{User: alice, Session: &tidings.Session{UserID: alice.ID}})
+	if _, err := db.PublishMessage(as, &tidings.Publication{Recipients: []string{"bob"}, Text: "while you were away", TTL: 10 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	MustOpenServer(t, WithDir(dir), WithAddr(addr))
+	bob.run(t, "come back online with the message",
+		chromedp.WaitVisible(css(`body[data-connection="online"]`)),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#infobox .tiding .what")].some(e => e.textContent === "while you were away") || undefined`, chromedp.WithPollingTimeout(browserBound)),
+	)
+	if visible := evalIn[bool](t, bob.ctx, `getComputedStyle(document.querySelector(".connection")).display !== "none"`); visible {
+		t.Fatal("the offline notice is still shown")
+	}
+}
+
+func TestBrowserPagesFitAPhoneAndDarkMode(t *testing.T) {
+	o := newBrowserOffice(t)
+	id := o.createTodo(t, map[string]any{"title": "Label the boxes for the second floor", "priority": "high", "assignee": "bob", "due": "2026-12-01"})
+	o.s.MustDo(t, "POST", fmt.Sprintf("/api/v1/projects/%d/notes", o.project), o.alice, map[string]any{"title": "Floor plan", "body": "Desks by the window."}, 201, nil)
+	o.s.MustDo(t, "POST", fmt.Sprintf("/api/v1/projects/%d/appointments", o.project), o.alice, map[string]any{
+		"title": "Movers arrive", "start": time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339), "end": time.Now().Add(50 * time.Hour).UTC().Format(time.RFC3339), "participants": []string{"alice", "bob"},
+	}, 201, nil)
+	bob := o.b.newPerson(t, "bob")
+	bob.open(t, "/")
+	screenshot(t, bob.ctx, "dashboard")
+	bob.open(t, "/settings")
+	screenshot(t, bob.ctx, "settings")
+
+	bob.run(t, "be a phone", narrow(390))
+	for _, path := range []string{"/", o.projectPath(), fmt.Sprintf("/todos/%d", id), "/settings"} {
+		bob.open(t, path)
+		if w := evalIn[int](t, bob.ctx, `document.documentElement.scrollWidth`); w > 390 {
+			t.Errorf("%s is %d px wide at 390 px: it scrolls sideways", path, w)
+		}
+	}
+	bob.open(t, "/")
+	screenshot(t, bob.ctx, "dashboard-390px")
+	bob.run(t, "prefer dark", dark(), chromedp.EmulateViewport(1280, 900))
+	bob.open(t, o.projectPath())
+	o.s.MustPublish(t, o.alice, map[string]any{"recipients": []string{"bob"}, "text": "The movers come at eight", "urgent": true})
+	bob.run(t, "see the box", chromedp.WaitVisible(css(`#infobox .tiding.urgent`)))
+	screenshot(t, bob.ctx, "project-dark")
+	if bg := evalIn[string](t, bob.ctx, `getComputedStyle(document.body).backgroundColor`); bg == "rgb(245, 246, 248)" {
+		t.Fatalf("dark mode kept the light background %s", bg)
 	}
 }

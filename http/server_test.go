@@ -47,9 +47,10 @@ func (c *testClock) Advance(d time.Duration) {
 // TestServer is a real server on a free port with a real store and hub.
 type TestServer struct {
 	*tidingshttp.Server
-	DB  *sqlstore.DB
-	Hub *hub.Hub
-	Dir string
+	DB     *sqlstore.DB
+	Hub    *hub.Hub
+	Dir    string
+	listen string // the address to listen on; "" picks a free port
 }
 
 // Option adjusts a test server before it opens.
@@ -57,6 +58,9 @@ type Option func(*TestServer)
 
 // WithClock makes the store use c.
 func WithClock(c *testClock) Option { return func(s *TestServer) { s.DB.Now = c.Now } }
+
+// WithAddr listens on addr, e.g. the address of a server that was closed.
+func WithAddr(addr string) Option { return func(s *TestServer) { s.listen = addr } }
 
 // WithDir keeps the database in dir, so that a test can open it again.
 func WithDir(dir string) Option { return func(s *TestServer) { s.Dir = dir } }
@@ -76,6 +80,9 @@ func MustOpenServer(tb testing.TB, opts ...Option) *TestServer {
 		tb.Fatal(err)
 	}
 	s.Addr = "127.0.0.1:0"
+	if s.listen != "" {
+		s.Addr = s.listen
+	}
 	s.Logger = slog.New(slog.DiscardHandler)
 	s.AuthService, s.UserService, s.ProjectService = s.DB, s.DB, s.DB
 	s.MessageService, s.SettingsService = s.DB, s.DB

@@ -146,7 +146,7 @@ const kindLabel = { records: "changes", presence: "log-ins", reminders: "reminde
 
 function timeText(iso) {
   try {
-    return new Intl.DateTimeFormat(undefined, { timeZone: me.tz, hour: "2-digit", minute: "2-digit" }).format(new Date(iso));
+    return new Intl.DateTimeFormat("en-GB", { timeZone: me.tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(iso));
   } catch {
     return "";
   }
@@ -168,8 +168,11 @@ function showTiding(m, restored = false) {
   if (!infobox) return;
   const urgent = !!m.urgent;
   const box = el("article", { class: `tiding${urgent ? " urgent" : ""}`, "data-id": m.id, "data-module": m.module, "data-process": m.process, role: urgent ? "alert" : null, tabindex: "-1" });
-  const who = m.actor ? m.actor.name : "Tidings";
-  box.append(el("div", { class: "who", text: who }));
+  const head = el("div", { class: "who" });
+  head.append(el("span", { text: m.actor ? m.actor.name : "Tidings" }));
+  const t = timeText(m.valid_from || m.created_at);
+  if (t) head.append(" · ", el("time", { datetime: m.valid_from || m.created_at, text: t }));
+  box.append(head);
   box.append(el("p", { class: "what", text: m.text }));
   const where = el("div", { class: "where" });
   if (m.item && m.item.url && m.process !== "delete") {
@@ -181,12 +184,7 @@ function showTiding(m, restored = false) {
     if (where.childNodes.length) where.append(" · ");
     where.append(el("a", { href: `/projects/${m.project.id}`, text: m.project.name }));
   }
-  const t = timeText(m.valid_from || m.created_at);
-  if (t) {
-    if (where.childNodes.length) where.append(" · ");
-    where.append(el("time", { datetime: m.valid_from || m.created_at, text: t }));
-  }
-  box.append(where);
+  if (where.childNodes.length) box.append(where);
   const kind = kindOf(m.process);
   const mute = el("button", { type: "button", class: "mute", text: `Don't show ${kindLabel[kind]} again` });
   mute.addEventListener("click", async () => {

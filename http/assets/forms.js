@@ -275,6 +275,16 @@ export function setupForms(o) {
   setupUsers();
 }
 
+const tz = () => document.body.dataset.timeZone || "UTC";
+
+function when(iso) {
+  try {
+    return new Intl.DateTimeFormat("en-GB", { timeZone: tz(), day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(iso));
+  } catch {
+    return iso;
+  }
+}
+
 function setupTokens() {
   const list = document.querySelector("[data-tokens]");
   const form = document.querySelector("form[data-token-create]");
@@ -291,7 +301,7 @@ function setupTokens() {
           name.textContent = t.name;
           const meta = document.createElement("span");
           meta.className = "meta";
-          meta.textContent = `${t.scopes.join(", ")} · created ${new Date(t.created_at).toLocaleString()} · ${t.last_used_at ? `last used ${new Date(t.last_used_at).toLocaleString()}` : "never used"}`;
+          meta.textContent = `${t.scopes.join(", ")} · created ${when(t.created_at)} · ${t.last_used_at ? `last used ${when(t.last_used_at)}` : "never used"}`;
           const revoke = document.createElement("button");
           revoke.type = "button";
           revoke.className = "link danger";

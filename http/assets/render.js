@@ -84,6 +84,6 @@ export function renderProject(p) {
   const li = el("li", { "data-id": p.id });
   li.append(el("a", { href: `/projects/${p.id}`, class: "title", text: p.name }), " ");
   const n = p.members.length;
-  li.append(el("span", { class: "meta", text: `${n} ${n === 1 ? "member" : "members"} · you are ${p.role}` }));
+  li.append(el("span", { class: "meta", text: `${n} ${n === 1 ? "member" : "members"} · ${p.role === "owner" ? "you own it" : "you are a member"}` }));
   return li;
 }
