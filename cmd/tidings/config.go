@@ -24,6 +24,7 @@ type Config struct {
 	AllowedOrigins []string
 	LogLevel       slog.Level
 	Demo           bool
+	DemoEvery      time.Duration
 
 	// TrustedProxies are believed in X-Forwarded-For and X-Forwarded-Proto.
 	TrustedProxies []netip.Prefix
@@ -137,6 +138,7 @@ func addServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (with --tls-key: serve HTTPS directly)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file of --tls-cert")
 	fs.BoolVar(&c.Demo, "demo", false, "create three users and a shared project to try Tidings at once")
+	fs.DurationVar(&c.DemoEvery, "demo-every", c.DemoEvery, "with --demo, how often carol changes something (0: never)")
 }
 
 // Validate checks the values, naming the flag that is wrong.
@@ -165,6 +167,9 @@ func (c *Config) Validate() error {
 		return usagef("--tls-cert needs --tls-key, the file with its private key")
 	case c.TLSKey != "" && c.TLSCert == "":
 		return usagef("--tls-key needs --tls-cert, the file with its certificate")
+	}
+	if c.DemoEvery < 0 {
+		return usagef("--demo-every must not be negative, not %s", c.DemoEvery)
 	}
 	for _, o := range c.AllowedOrigins {
 		if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {

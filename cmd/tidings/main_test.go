@@ -180,7 +180,8 @@ func getPoll(t *testing.T, base, token, query string) poll {
 // poll as bob, publish as alice, and bob's poll answers.
 func TestServeDemoEndToEnd(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tidings.db")
-	base, out, stop := serve(t, nil, "--demo", "--addr", "127.0.0.1:0", "--db", db)
+	// Carol's changes would wake bob's poll too: here she keeps still.
+	base, out, stop := serve(t, nil, "--demo", "--demo-every", "0", "--addr", "127.0.0.1:0", "--db", db)
 	creds := demoCredentials(t, out.String())
 	if !strings.Contains(out.String(), base+"/api/v1/poll") {
 		t.Errorf("demo instructions do not use the real address %s", base)
@@ -527,5 +528,47 @@ func TestServeTrustsConfiguredProxies(t *testing.T) {
 		if code, _, stderr := run(t, nil, "", "publish", "--server", base, "--token", token, "--to", "erin", fmt.Sprintf("note %d", i)); code != 0 {
 			t.Fatalf("publish %d with --user-publish-rate 0 exited %d: %s", i+1, code, stderr)
 		}
+	}
+}
+
+// TestServeDemoFillsTheProjectAndCarolActs: a newcomer logged in as bob
+// finds a project with items, and sees carol's changes arrive without a
+// second window.
+func TestServeDemoFillsTheProjectAndCarolActs(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tidings.db")
+	base, out, _ := serve(t, nil, "--demo", "--demo-every", "50ms", "--addr", "127.0.0.1:0", "--db", db)
+	if !strings.Contains(out.String(), "Open "+base+"/ in your browser and log in as bob") {
+		t.Errorf("the demo does not say where to open it:\n%s", out)
+	}
+	creds := demoCredentials(t, out.String())
+	bob := creds["bob"][1]
+	for _, kind := range []string{"todos", "notes", "appointments"} {
+		req, _ := http.NewRequest("GET", base+"/api/v1/projects/1/"+kind, nil)
+		req.Header.Set("Authorization", "Bearer "+bob)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct{ Items []json.RawMessage }
+		err = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		if err != nil || len(list.Items) == 0 {
+			t.Fatalf("the demo project has no %s (%v)", kind, err)
+		}
+	}
+	cursor := getPoll(t, base, bob, "timeout=0").Cursor
+	seen := map[string]bool{}
+	for len(seen) < 3 {
+		p := getPoll(t, base, bob, "timeout=10&since="+cursor)
+		if len(p.Messages) == 0 {
+			t.Fatal("carol changed nothing for 10 s")
+		}
+		for _, m := range p.Messages {
+			if m.Actor == nil || m.Actor.Login != "carol" {
+				t.Fatalf("a message from someone else than carol: %+v", m)
+			}
+			seen[m.Text] = true
+		}
+		cursor = p.Cursor
 	}
 }

@@ -57,7 +57,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	defer db.Close()
 
-	var demo func(url string)
+	var demo *demoSetup
 	if c.Demo {
 		var err error
 		if demo, err = m.setUpDemo(ctx, db); err != nil {
@@ -75,6 +75,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { db.RunScheduler(bg) })
 	wg.Go(func() { db.RunJanitor(bg, janitorInterval) })
+	if demo != nil && c.DemoEvery > 0 {
+		wg.Go(func() { runDemoActivity(bg, db, demo.project, demo.carol, c.DemoEvery, logger) })
+	}
 	defer func() { stopBackground(); wg.Wait() }()
 
 	srv := tidingshttp.NewServer()
@@ -100,7 +103,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	logger.Info("tidings is listening", "addr", srv.ListenAddr(), "url", srv.URL(), "db", c.DB)
 	if demo != nil {
-		demo(srv.URL())
+		demo.print(srv.URL(), c.DemoEvery)
 	}
 	if m.Ready != nil {
 		m.Ready(srv.URL())
@@ -170,11 +173,19 @@ var demoUsers = []struct {
 
 const demoProject = "Office move"
 
-// setUpDemo creates alice, bob and carol and their shared project, or, when
-// they exist from an earlier demo, gives them new passwords; it prints the
-// passwords and one API token per user, so that the demo can be used at
-// once from a browser or with curl.
-func (m *Main) setUpDemo(ctx context.Context, db *sqlstore.DB) (print func(url string), err error) {
+// demoSetup is what serve --demo made: the project, carol, who acts in it,
+// and the instructions to print once the server listens.
+type demoSetup struct {
+	project int64
+	carol   *tidings.User
+	print   func(url string, every time.Duration)
+}
+
+// setUpDemo creates alice, bob and carol and their shared project with a
+// few items, or, when they exist from an earlier demo, gives them new
+// passwords; it prints the passwords and one API token per user, so that
+// the demo can be used at once from a browser or with curl.
+func (m *Main) setUpDemo(ctx context.Context, db *sqlstore.DB) (*demoSetup, error) {
 	sys := tidings.NewSystemContext(ctx)
 	type cred struct{ login, password, token string }
 	var creds []cred
@@ -225,23 +236,32 @@ func (m *Main) setUpDemo(ctx context.Context, db *sqlstore.DB) (print func(url s
 				return nil, err
 			}
 		}
+		if err := fillDemoProject(ctx, db, project.ID, ids[0], ids[1], ids[2]); err != nil {
+			return nil, err
+		}
 	}
 
-	return func(url string) {
+	print := func(url string, every time.Duration) {
 		w := m.Stdout
 		fmt.Fprintf(w, "Demo: project %q (id %d) shared by alice, bob and carol.\n\n", project.Name, project.ID)
 		fmt.Fprintf(w, "  %-6s  %-20s  %s\n", "login", "password", "API token")
 		for _, c := range creds {
 			fmt.Fprintf(w, "  %-6s  %-20s  %s\n", c.login, c.password, c.token)
 		}
-		fmt.Fprintf(w, "\nTry it: hold a poll as bob, then publish as alice:\n\n"+
+		fmt.Fprintf(w, "\nOpen %s/ in your browser and log in as bob (password %s).\n", url, creds[1].password)
+		fmt.Fprintf(w, "Log in as alice (password %s) in another browser or a private window, and change\n"+
+			"something: bob's pages show it at once, in an info box and in their lists.\n", creds[0].password)
+		if every > 0 {
+			fmt.Fprintf(w, "Carol changes something every %s, so bob sees info boxes even without a second window.\n", every)
+		}
+		fmt.Fprintf(w, "\nOr try the API: hold a poll as bob, then publish as alice:\n\n"+
 			"  curl -s -H 'Authorization: Bearer %s' '%s/api/v1/poll?timeout=25'\n"+
 			"  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"+
 			"       -d '{\"recipients\":[\"bob\"],\"text\":\"Hello Bob\"}' %s/api/v1/messages\n\n"+
-			"(A first poll without a cursor also shows what happened in the last minutes.)\n"+
-			"Passwords and tokens are new on every start with --demo; log in with POST %s/api/v1/login.\n\n",
-			creds[1].token, url, creds[0].token, url, url)
-	}, nil
+			"Passwords and tokens are new on every start with --demo.\n\n",
+			creds[1].token, url, creds[0].token, url)
+	}
+	return &demoSetup{project: project.ID, carol: ids[2], print: print}, nil
 }
 
 // demoPassword returns a fresh password that is easy to type.
