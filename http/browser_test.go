@@ -297,15 +297,17 @@ func TestBrowserUrgentTodoReachesBobAtOnce(t *testing.T) {
 	evalIn[int](t, bob.ctx, `window.__marker = 42`)
 	alice.open(t, o.projectPath())
 
-	alice.run(t, "create an urgent todo",
+	alice.run(t, "fill in an urgent todo",
 		chromedp.Click(css(`details.create-box summary`)),
 		chromedp.SendKeys(css(`form[data-create="todos"] input[name="title"]`), "Fix the printer"),
 		chromedp.SetValue(css(`form[data-create="todos"] select[name="priority"]`), "urgent"),
-		chromedp.Click(css(`form[data-create="todos"] button[type="submit"]`)),
 	)
+	clicked := time.Now()
+	alice.run(t, "create it", chromedp.Click(css(`form[data-create="todos"] button[type="submit"]`)))
 	bob.run(t, "see the red info box",
 		chromedp.WaitVisible(css(`#infobox .tiding.urgent`)),
 	)
+	t.Logf("bob saw the info box %s after alice clicked", time.Since(clicked).Round(time.Millisecond))
 	type seen struct {
 		Text, Href, Role string
 		Listed, Marker   bool
@@ -569,5 +571,105 @@ func TestBrowserPagesFitAPhoneAndDarkMode(t *testing.T) {
 	screenshot(t, bob.ctx, "project-dark")
 	if bg := evalIn[string](t, bob.ctx, `getComputedStyle(document.body).backgroundColor`); bg == "rgb(245, 246, 248)" {
 		t.Fatalf("dark mode kept the light background %s", bg)
+	}
+}
+
+func TestBrowserMissedUpdatesAreSaidAndTheListsReadAgain(t *testing.T) {
+	dir := t.TempDir()
+	clock := newTestClock()
+	o := newBrowserOffice(t, WithDir(dir), WithClock(clock))
+	bob := o.b.newPerson(t, "bob")
+	bob.open(t, o.projectPath())
+	evalIn[int](t, bob.ctx, `window.__marker = 7`)
+	addr := o.s.ListenAddr()
+	o.s.MustClose(t)
+	bob.run(t, "go offline", chromedp.WaitVisible(css(`body[data-connection="offline"]`)))
+
+	// While bob is away alice adds a todo, and its message expires before
+	// he is back.
+	db := sqlstore.NewDB(filepath.Join(dir, "tidings.db"))
+	db.Logger = slog.New(slog.DiscardHandler)
+	db.Now = clock.Now
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	alice, err := db.FindUserByLogin(tidings.NewSystemContext(context.Background()), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := tidings.NewContextWithAuth(context.Background(), &tidings.Auth{User: alice, Session: &tidings.Session{UserID: alice.ID}})
+	todo := &tidings.Todo{Project: tidings.ProjectRef{ID: o.project}, Title: "Added while bob was away"}
+	if err := db.CreateTodo(as, todo); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+
+	MustOpenServer(t, WithDir(dir), WithAddr(addr), WithClock(clock))
+	bob.run(t, "be told what was missed",
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#infobox .tiding .what")].some(e => e.textContent.startsWith("You missed 1 update")) || undefined`, chromedp.WithPollingTimeout(browserBound)),
+		chromedp.WaitVisible(css(fmt.Sprintf(`[data-live-list="todos"] li[data-id="%d"]`, todo.ID))),
+	)
+	if evalIn[int](t, bob.ctx, `window.__marker`) != 7 {
+		t.Fatal("the page was reloaded instead of updated in place")
+	}
+}
+
+func TestBrowserADeletedItemSaysSo(t *testing.T) {
+	o := newBrowserOffice(t)
+	id := o.createTodo(t, map[string]any{"title": "Buy tape"})
+	bob := o.b.newPerson(t, "bob")
+	bob.open(t, fmt.Sprintf("/todos/%d", id))
+	o.s.MustDo(t, "DELETE", fmt.Sprintf("/api/v1/todos/%d", id), o.alice, nil, 204, nil)
+	bob.run(t, "see that it is gone", chromedp.WaitVisible(css(`.deleted-note`)))
+	if text := evalIn[string](t, bob.ctx, `document.querySelector(".deleted-note").textContent`); !strings.Contains(text, "deleted this todo") {
+		t.Fatalf("the page says %q", text)
+	}
+	if !evalIn[bool](t, bob.ctx, `document.querySelector('form.item-form input[name="title"]').disabled`) {
+		t.Fatal("the form of a deleted todo can still be saved")
+	}
+	// The info box of a deletion has no link to the item.
+	if n := evalIn[int](t, bob.ctx, `document.querySelectorAll('#infobox .tiding[data-process="delete"] a[href^="/todos/"]').length`); n != 0 {
+		t.Fatalf("the deletion's box links to the deleted todo (%d links)", n)
+	}
+}
+
+func TestBrowserDontShowThisKindAgain(t *testing.T) {
+	o := newBrowserOffice(t)
+	bob := o.b.newPerson(t, "bob")
+	bob.open(t, o.projectPath())
+	o.s.MustPublish(t, o.alice, map[string]any{"recipients": []string{"bob"}, "text": "Cake in the kitchen"})
+	bob.run(t, "mute messages from the box",
+		chromedp.WaitVisible(css(`#infobox .tiding[data-process="message"] button.mute`)),
+		chromedp.Click(css(`#infobox .tiding[data-process="message"] button.mute`)),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#infobox .tiding .what")].some(e => e.textContent.startsWith("You will no longer see messages")) || undefined`, chromedp.WithPollingTimeout(browserBound)),
+	)
+	var settings struct{ Messages, Records bool }
+	o.s.MustDo(t, "GET", "/api/v1/me/settings", o.bob, nil, 200, &settings)
+	if settings.Messages || !settings.Records {
+		t.Fatalf("bob's settings after muting messages: %+v", settings)
+	}
+}
+
+func TestBrowserEveryControlHasAName(t *testing.T) {
+	o := newBrowserOffice(t)
+	id := o.createTodo(t, map[string]any{"title": "Buy tape"})
+	alice := o.b.newPerson(t, "alice")
+	for _, path := range []string{"/", o.projectPath(), fmt.Sprintf("/todos/%d", id), "/settings", "/admin/users"} {
+		alice.open(t, path)
+		nameless := evalIn[[]string](t, alice.ctx, `[...document.querySelectorAll("a, button, input:not([type=hidden]), select, textarea, summary")].filter(e => {
+			const label = (e.labels && [...e.labels].map(l => l.textContent).join("")) || e.getAttribute("aria-label") || e.getAttribute("title") || (e.matches("a, button, summary") ? e.textContent : "");
+			return !label || !label.trim();
+		}).map(e => e.outerHTML.slice(0, 80))`)
+		if len(nameless) > 0 {
+			t.Errorf("%s: controls without an accessible name: %q", path, nameless)
+		}
+		// Every control can be reached with the keyboard.
+		unreachable := evalIn[[]string](t, alice.ctx, `[...document.querySelectorAll("a, button, input:not([type=hidden]), select, textarea, summary")].filter(e => e.tabIndex < 0 && !e.disabled).map(e => e.outerHTML.slice(0, 80))`)
+		if len(unreachable) > 0 {
+			t.Errorf("%s: controls out of the tab order: %q", path, unreachable)
+		}
 	}
 }
