@@ -196,19 +196,7 @@ func TestWebSocketOrigin(t *testing.T) {
 // sessionCookie logs bob in and returns his cookie as a Cookie header.
 func sessionCookie(tb testing.TB, s *TestServer) string {
 	tb.Helper()
-	req := s.NewRequest(tb, "POST", "/api/v1/login", "", map[string]any{"login": "bob", "password": "password1"})
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	for _, c := range resp.Cookies() {
-		if c.Name == "tidings_session" {
-			return c.Name + "=" + c.Value
-		}
-	}
-	tb.Fatalf("login answered %d without a session cookie", resp.StatusCode)
-	return ""
+	return login(tb, s, "bob")
 }
 
 func TestWebSocketPings(t *testing.T) {

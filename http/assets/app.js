@@ -8,7 +8,7 @@
 
 import { TidingsClient } from "./tidings.js";
 import { api, describeError, setupForms } from "./forms.js";
-import { renderTodo, renderNote, renderAppointment, renderMember, renderProject } from "./render.js";
+import { el, renderTodo, renderNote, renderAppointment, renderMember, renderProject } from "./render.js";
 
 const body = document.body;
 const me = { login: body.dataset.user, id: Number(body.dataset.userId), tz: body.dataset.timeZone || "UTC" };
@@ -152,17 +152,6 @@ function timeText(iso) {
   }
 }
 
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k === "text") e.textContent = v;
-    else e.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children) if (c) e.append(c);
-  return e;
-}
 
 function showTiding(m, restored = false) {
   if (!infobox) return;

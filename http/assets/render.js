@@ -1,7 +1,8 @@
 // render.js — list entries built from API objects, the same as the server
 // renders them in html/_items.html. Values go in as text only.
 
-function el(tag, attrs = {}, ...children) {
+/** el makes an element with attributes ("text" is its text) and children. */
+export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === null || v === undefined || v === false) continue;
