@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -142,14 +144,6 @@ func parseSince(v string) (*tidings.Cursor, error) {
 	return &c, nil
 }
 
-// pollAnswer is the JSON answer of a poll.
-type pollAnswer struct {
-	Messages []*tidings.Message `json:"messages"`
-	Cursor   string             `json:"cursor"`
-	Missed   int64              `json:"missed"`
-	More     bool               `json:"more,omitempty"`
-}
-
 func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	p, err := readPollParams(w, r)
@@ -183,12 +177,40 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	writeJSON(w, http.StatusOK, pollAnswer{
-		Messages: answer.Messages,
-		Cursor:   answer.Cursor.String(),
-		Missed:   answer.Missed,
-		More:     answer.More,
-	})
+	return writePollAnswer(w, answer)
+}
+
+// writePollAnswer writes a poll's answer as pollAnswer encodes it, but
+// straight from the messages' kept encodings to the connection: no second
+// copy of up to a MiB is built first, so a client that reads slowly holds
+// no more than the batch itself until the write timeout drops it.
+func writePollAnswer(w http.ResponseWriter, b *tidings.MessageBatch) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.WriteString(w, `{"messages":[`); err != nil {
+		return nil // the client is gone: nobody to answer
+	}
+	for i, m := range b.Messages {
+		enc, err := m.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("encode message %s: %w", m.ID, err)
+		}
+		if i > 0 {
+			if _, err := io.WriteString(w, ","); err != nil {
+				return nil
+			}
+		}
+		if _, err := w.Write(enc); err != nil {
+			return nil
+		}
+	}
+	tail := `],"cursor":"` + b.Cursor.String() + `","missed":` + strconv.FormatInt(b.Missed, 10)
+	if b.More {
+		tail += `,"more":true`
+	}
+	io.WriteString(w, tail+"}\n")
 	return nil
 }
 
