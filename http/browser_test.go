@@ -666,6 +666,7 @@ func TestBrowserEveryControlHasAName(t *testing.T) {
 		if len(nameless) > 0 {
 			t.Errorf("%s: controls without an accessible name: %q", path, nameless)
 		}
+		screenshot(t, alice.ctx, "owner"+strings.ReplaceAll(strings.TrimSuffix(path, "/"), "/", "-"))
 		// Every control can be reached with the keyboard.
 		unreachable := evalIn[[]string](t, alice.ctx, `[...document.querySelectorAll("a, button, input:not([type=hidden]), select, textarea, summary")].filter(e => e.tabIndex < 0 && !e.disabled).map(e => e.outerHTML.slice(0, 80))`)
 		if len(unreachable) > 0 {
