@@ -117,6 +117,30 @@ func (h *Hub) signal(userIDs []int64, pick func(*waiter) chan struct{}) {
 	}
 }
 
+// WakeAll tells every waiter to read again and to check its credential: for
+// when wake-ups may have been lost, such as a dropped connection to the
+// other nodes. It costs every waiter one read.
+func (h *Hub) WakeAll() {
+	h.access.Add(1)
+	var chans []chan struct{}
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		for _, list := range s.subs {
+			for _, w := range list {
+				chans = append(chans, w.access, w.ch)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, ch := range chans {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // AccessChanges counts the calls of NotifyAccess.
 func (h *Hub) AccessChanges() uint64 { return h.access.Load() }
 

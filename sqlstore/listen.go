@@ -1,0 +1,196 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Wake-ups across nodes. A transaction that stores messages or ends
+// credentials on PostgreSQL also sends a NOTIFY on NotifyChannel with the
+// ids concerned — PostgreSQL delivers it at the commit, and only then — and
+// every node keeps one LISTEN connection that turns those notifications into
+// wake-ups of its own hub. The payload carries ids only: a woken client reads
+// its messages from the database, as it does on one node.
+
+// NotifyChannel is the channel of the nodes' NOTIFY and LISTEN.
+const NotifyChannel = "tidings"
+
+// maxNotifyPayload stays under PostgreSQL's 8000-byte limit of a NOTIFY
+// payload.
+const maxNotifyPayload = 7900
+
+// notifyPayloads encodes the users to wake and those whose credentials ended,
+// each list without repeats, as "m1,2,3" and "a4,5" joined by "|" after the
+// sending node's "n<node>", split into as many payloads as the size limit
+// needs. Nothing to say is no payload.
+func notifyPayloads(node string, wake, ended []int64) []string {
+	var out []string
+	var b strings.Builder
+	start := func() { b.WriteString("n" + node) }
+	start()
+	add := func(kind byte, ids []int64) {
+		ids = slices.Clone(ids)
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		first := true
+		for _, id := range ids {
+			n := strconv.FormatInt(id, 10)
+			if b.Len()+len(n)+3 > maxNotifyPayload {
+				out = append(out, b.String())
+				b.Reset()
+				start()
+				first = true
+			}
+			if first {
+				b.WriteByte('|')
+				b.WriteByte(kind)
+				first = false
+			} else {
+				b.WriteByte(',')
+			}
+			b.WriteString(n)
+		}
+	}
+	add('a', ended) // ended credentials first, as on one node
+	add('m', wake)
+	if strings.Contains(b.String(), "|") {
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// parseNotifyPayload decodes a payload of notifyPayloads. Anything it does
+// not understand is skipped: a newer node may say more.
+func parseNotifyPayload(payload string) (node string, wake, ended []int64) {
+	for part := range strings.SplitSeq(payload, "|") {
+		if len(part) < 2 {
+			continue
+		}
+		var dst *[]int64
+		switch part[0] {
+		case 'n':
+			node = part[1:]
+			continue
+		case 'm':
+			dst = &wake
+		case 'a':
+			dst = &ended
+		default:
+			continue
+		}
+		for field := range strings.SplitSeq(part[1:], ",") {
+			if id, err := strconv.ParseInt(field, 10, 64); err == nil && id > 0 {
+				*dst = append(*dst, id)
+			}
+		}
+	}
+	return node, wake, ended
+}
+
+// Listener keeps a node's LISTEN connection and hands what it hears to the
+// node's hub. Set its fields, then Run it.
+type Listener struct {
+	// URL is the PostgreSQL database, as for the store.
+	URL string
+
+	// Node names this node in its own NOTIFY payloads; what it hears from
+	// itself it skips, since its hub was woken at the commit already.
+	Node string
+
+	// Notifier is the node's hub.
+	Notifier Notifier
+
+	// Resync is called each time the connection is (re)established, after
+	// LISTEN took effect: whatever was committed while no connection
+	// listened was not heard, so every local waiter must read again.
+	Resync func()
+
+	// Connected, if set, is told whether the connection listens; for
+	// health reporting and tests.
+	Connected func(bool)
+
+	Logger *slog.Logger
+}
+
+// listenerBackoff bounds the wait between reconnection attempts.
+const listenerBackoff = 5 * time.Second
+
+// Run listens until ctx ends, reconnecting with backoff when the connection
+// drops.
+func (l *Listener) Run(ctx context.Context) {
+	logger := l.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := l.listen(ctx)
+		if l.Connected != nil {
+			l.Connected(false)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		logger.Warn("listen for other nodes' commits", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay/2 + rand.N(delay/2+1)):
+		}
+		delay = min(2*delay, listenerBackoff)
+	}
+}
+
+// listen holds one connection until it fails.
+func (l *Listener) listen(ctx context.Context) error {
+	cfg, err := pgx.ParseConfig(l.URL)
+	if err != nil {
+		return err
+	}
+	// Named, so that an operator sees in pg_stat_activity which node listens.
+	cfg.RuntimeParams["application_name"] = "tidings listen " + l.Node
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{NotifyChannel}.Sanitize()); err != nil {
+		return err
+	}
+	if l.Connected != nil {
+		l.Connected(true)
+	}
+	if l.Resync != nil {
+		l.Resync()
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if n.Channel != NotifyChannel || l.Notifier == nil {
+			continue
+		}
+		node, wake, ended := parseNotifyPayload(n.Payload)
+		if node == l.Node && l.Node != "" {
+			continue
+		}
+		if len(ended) > 0 {
+			l.Notifier.NotifyAccess(ended...)
+		}
+		if len(wake) > 0 {
+			l.Notifier.Notify(wake...)
+		}
+	}
+}
