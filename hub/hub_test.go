@@ -126,3 +126,35 @@ func TestNotifyAccessSignalsOnlyTheAccessChannel(t *testing.T) {
 	default:
 	}
 }
+
+func TestWakeAllSignalsEveryWaiterBothWays(t *testing.T) {
+	h := hub.New()
+	var subs []func()
+	var wakes, access []<-chan struct{}
+	for id := int64(1); id <= 100; id++ {
+		sub := h.Subscribe(id)
+		subs, wakes, access = append(subs, sub.Cancel), append(wakes, sub.Wake), append(access, sub.Access)
+	}
+	defer func() {
+		for _, c := range subs {
+			c()
+		}
+	}()
+	before := h.AccessChanges()
+	h.WakeAll()
+	for i := range wakes {
+		select {
+		case <-wakes[i]:
+		default:
+			t.Fatalf("waiter %d was not woken", i+1)
+		}
+		select {
+		case <-access[i]:
+		default:
+			t.Fatalf("waiter %d was not told to check its credential", i+1)
+		}
+	}
+	if h.AccessChanges() == before {
+		t.Fatal("WakeAll did not count as an access change")
+	}
+}
