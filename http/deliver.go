@@ -83,6 +83,21 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 		beats = beat.C
 	}
 
+	// While the database is away a delivery that has begun stays open: it
+	// reads again after a pause, and again, until the database answers.
+	var retry <-chan time.Time
+	pause := retryPauseMin
+	begun := false // a first read succeeded: the client is being served
+	unavailable := func(err error) bool {
+		if tidings.ErrorCode(err) != tidings.EUNAVAILABLE || !begun || ctx.Err() != nil {
+			return false // nothing begun yet: the request is answered 503
+		}
+		retry = time.After(pause)
+		pause = min(2*pause, retryPauseMax)
+		return true
+	}
+	recheck := false // a credential check is owed before anything is sent
+
 	cursor := d.since
 	for {
 		batch, err := s.MessageService.FindMessages(ctx, d.userID, cursor, tidings.MaxBatch)
@@ -90,45 +105,59 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return err
+			if !unavailable(err) {
+				return err
+			}
+			batch = nil
 		}
 		// The hub signals an ended credential before it wakes anyone for a
 		// later commit: checking here means that nothing committed after
 		// this request's credential ended is ever sent on it.
 		select {
 		case <-sub.Access:
-			if err := s.recheck(d.req); err != nil {
-				return err
-			}
+			recheck = true
 		default:
 		}
-		if d.ready != nil {
-			if err := d.ready(); err != nil {
-				return err
+		if recheck && batch != nil {
+			if err := s.recheck(d.req); err != nil {
+				if !unavailable(err) {
+					return err
+				}
+				batch = nil
+			} else {
+				recheck = false
 			}
-			d.ready = nil
 		}
-		if len(batch.Messages) > 0 || batch.Missed > 0 {
-			if err := d.send(batch); err != nil {
-				return err
+		if batch != nil {
+			begun, pause = true, retryPauseMin
+			if d.ready != nil {
+				if err := d.ready(); err != nil {
+					return err
+				}
+				d.ready = nil
 			}
-			if d.once {
-				return nil
+			if len(batch.Messages) > 0 || batch.Missed > 0 {
+				if err := d.send(batch); err != nil {
+					return err
+				}
+				if d.once {
+					return nil
+				}
+				next := batch.Cursor
+				cursor = &next
+				if beat != nil {
+					beat.Reset(d.heartbeatEvery)
+				}
+				if batch.More {
+					continue
+				}
+			} else if cursor == nil {
+				next := batch.Cursor // nothing deliverable: wait from the head
+				cursor = &next
 			}
-			next := batch.Cursor
-			cursor = &next
-			if beat != nil {
-				beat.Reset(d.heartbeatEvery)
+			if d.once && d.hold <= 0 {
+				return d.send(emptyBatch(*cursor))
 			}
-			if batch.More {
-				continue
-			}
-		} else if cursor == nil {
-			next := batch.Cursor // nothing deliverable: wait from the head
-			cursor = &next
-		}
-		if d.once && d.hold <= 0 {
-			return d.send(emptyBatch(*cursor))
 		}
 
 	wait:
@@ -136,9 +165,15 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 			select {
 			case <-sub.Wake:
 				break wait
+			case <-retry:
+				retry = nil
+				break wait
 			case <-sub.Access:
 				if err := s.recheck(d.req); err != nil {
-					return err
+					if !unavailable(err) {
+						return err
+					}
+					recheck = true
 				}
 			case <-ctx.Done():
 				return ctx.Err()
@@ -159,6 +194,12 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 		}
 	}
 }
+
+// The pauses of a delivery that waits for the database to come back.
+const (
+	retryPauseMin = 250 * time.Millisecond
+	retryPauseMax = 5 * time.Second
+)
 
 // recheck checks a delivery's credential again after one of its user's
 // credentials ended. EUNAUTHORIZED when it was this one.

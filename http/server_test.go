@@ -51,6 +51,8 @@ type TestServer struct {
 	Hub    *hub.Hub
 	Dir    string
 	listen string // the address to listen on; "" picks a free port
+
+	messages tidings.MessageService // in place of DB's, if set
 }
 
 // Option adjusts a test server before it opens.
@@ -86,6 +88,9 @@ func MustOpenServer(tb testing.TB, opts ...Option) *TestServer {
 	s.Logger = slog.New(slog.DiscardHandler)
 	s.AuthService, s.UserService, s.ProjectService = s.DB, s.DB, s.DB
 	s.MessageService, s.SettingsService = s.DB, s.DB
+	if s.messages != nil {
+		s.MessageService = s.messages
+	}
 	s.TodoService, s.NoteService, s.AppointmentService = s.DB, s.DB, s.DB
 	s.Server.Hub = s.Hub
 	s.Ping = s.DB.Ping
