@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"sync"
 
@@ -63,3 +64,15 @@ func (db *DB) FailingPublish(ctx context.Context, from, to *tidings.User, text s
 // SetMaxVersion makes db migrate no further than schema version when it
 // opens, so that a test can build a database as an older Tidings left it.
 func SetMaxVersion(db *DB, version int) { db.maxVersion = version }
+
+// OpenRaw opens the database at source past the store, as a second process
+// would, and returns how to write its queries with ? marks.
+func OpenRaw(source string) (*sql.DB, func(string) string, error) {
+	d := dialectOf(source)
+	if d == postgresDialect {
+		db, err := sql.Open("pgx", source)
+		return db, d.rebind, err
+	}
+	db, err := sql.Open("sqlite", "file:"+source+"?_pragma=busy_timeout(10000)")
+	return db, d.rebind, err
+}

@@ -514,10 +514,10 @@ func (tx *Tx) resolvePublication(pub *tidings.Publication, actor *tidings.User, 
 	if pub.ProjectID != 0 {
 		notFound := &tidings.Error{Code: tidings.ENOTFOUND, Field: "project", Message: fmt.Sprintf("Project %d was not found.", pub.ProjectID)}
 		project = &tidings.ProjectRef{ID: pub.ProjectID}
-		var member int
+		var member bool
 		err := tx.queryRow(`SELECT name, EXISTS (SELECT 1 FROM members WHERE project_id = projects.id AND user_id = ?) FROM projects WHERE id = ?`,
 			actor.ID, pub.ProjectID).Scan(&project.Name, &member)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && member == 0 && !anyone) {
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !member && !anyone) {
 			return nil, nil, notFound
 		}
 		if err != nil {
