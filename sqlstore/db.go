@@ -376,10 +376,10 @@ type Tx struct {
 	ctx context.Context
 	now time.Time
 
-	notify    []int64
-	ended     []int64
-	scheduled bool
-	batch     *batchStmts
+	ended      []int64
+	scheduled  bool
+	deliveries []delivery // numbered when the batch commits
+	batch      *batchStmts
 }
 
 // batchStmts holds the statements a batch had to prepare inside its
@@ -456,9 +456,6 @@ func (t dialectTx) QueryContext(ctx context.Context, query string, args ...any) 
 func (t dialectTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return t.tx.QueryRowContext(ctx, t.d.rebind(query), args...)
 }
-
-// wake records users to notify once the transaction commits.
-func (tx *Tx) wake(userIDs ...int64) { tx.notify = append(tx.notify, userIDs...) }
 
 // endAccess records users some of whose sessions or tokens the transaction
 // ends: once it commits, their held polls and streams check theirs again.
@@ -575,6 +572,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 	now := db.Now().UTC().Truncate(time.Millisecond)
 	single := len(batch) == 1
 	var notify, ended []int64
+	var deliveries []delivery
 	scheduled := false
 	ran := 0
 	for _, j := range batch {
@@ -608,13 +606,21 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 			}
 		}
 		ran++
-		notify = append(notify, tx.notify...)
 		ended = append(ended, tx.ended...)
+		deliveries = append(deliveries, tx.deliveries...)
 		scheduled = scheduled || tx.scheduled
 	}
 	if ran == 0 {
 		sqlTx.Rollback()
 		return false, nil
+	}
+	if len(deliveries) > 0 {
+		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
+		woken, err := tx.numberDeliveries(deliveries)
+		if err != nil {
+			return stop(sqlTx, err)
+		}
+		notify = append(notify, woken...)
 	}
 	if err := sqlTx.Commit(); err != nil {
 		err = db.translate(fmt.Errorf("commit: %w", err))
