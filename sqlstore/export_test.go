@@ -76,3 +76,26 @@ func OpenRaw(source string) (*sql.DB, func(string) string, error) {
 	db, err := sql.Open("sqlite", "file:"+source+"?_pragma=busy_timeout(10000)")
 	return db, d.rebind, err
 }
+
+// TouchUsers is a write that locks the rows of the users ids in the order
+// given, calling between once it holds the first, on its first run only.
+// Two nodes touching the same users in opposite orders deadlock; the
+// database fails one of them, and the writer runs that one's batch again.
+// runs is how often the write ran.
+func (db *DB) TouchUsers(ctx context.Context, between func(), ids ...int64) (runs int, err error) {
+	first := true
+	err = db.write(ctx, func(tx *Tx) error {
+		runs++
+		for i, id := range ids {
+			if _, err := tx.exec(`UPDATE users SET updated_at = updated_at WHERE id = ?`, id); err != nil {
+				return err
+			}
+			if i == 0 && first {
+				first = false
+				between()
+			}
+		}
+		return nil
+	})
+	return runs, err
+}
