@@ -72,7 +72,7 @@ func loadParticipants(ctx context.Context, q queryer, appts []*tidings.Appointme
 // ENOTFOUND unless a member of its project.
 func loadAppointment(ctx context.Context, q queryer, id, reader int64) (*tidings.Appointment, []member, error) {
 	a, err := scanAppointment(q.QueryRowContext(ctx, appointmentSelect+`
-		WHERE a.id = ? AND (? = 0 OR EXISTS (SELECT 1 FROM members WHERE project_id = a.project_id AND user_id = ?))`, id, reader, reader))
+		WHERE a.id = ? AND (CAST(? AS BIGINT) = 0 OR EXISTS (SELECT 1 FROM members WHERE project_id = a.project_id AND user_id = ?))`, id, reader, reader))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, itemNotFound("Appointment", id)
 	}
@@ -139,7 +139,7 @@ func (db *DB) FindAppointmentByID(ctx context.Context, id int64) (*tidings.Appoi
 		return nil, err
 	}
 	var a *tidings.Appointment
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx queryer) error {
 		a, _, err = loadAppointment(ctx, tx, id, reader)
 		return err
 	})
@@ -162,7 +162,7 @@ func (db *DB) FindAppointments(ctx context.Context, filter tidings.AppointmentFi
 	}
 	appts := []*tidings.Appointment{}
 	next := ""
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx queryer) error {
 		scope, args, err := listScope(ctx, tx, "a.project_id", filter.ProjectID, reader)
 		if err != nil {
 			return err
@@ -269,7 +269,7 @@ func (db *DB) UpdateAppointment(ctx context.Context, id int64, upd tidings.Appoi
 	actor := actorOf(ctx)
 	var out *tidings.Appointment
 	err = db.write(ctx, func(tx *Tx) error {
-		a, oldParts, err := loadAppointment(tx.ctx, tx.tx, id, uid)
+		a, oldParts, err := loadAppointment(tx.ctx, tx.reads(), id, uid)
 		if err != nil {
 			return err
 		}
@@ -375,7 +375,7 @@ func (db *DB) DeleteAppointment(ctx context.Context, id int64) error {
 	}
 	actor := actorOf(ctx)
 	return db.write(ctx, func(tx *Tx) error {
-		a, _, err := loadAppointment(tx.ctx, tx.tx, id, uid)
+		a, _, err := loadAppointment(tx.ctx, tx.reads(), id, uid)
 		if err != nil {
 			return err
 		}

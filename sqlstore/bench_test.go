@@ -7,9 +7,12 @@ import (
 )
 
 // BenchmarkPublishDurable measures durable publishes per second: each
-// PublishMessage returns only after its commit (synchronous=FULL), and
+// PublishMessage returns only after its commit (SQLite's synchronous=FULL,
+// PostgreSQL's synchronous_commit), and
 // publishes that arrive together share one transaction.
-func BenchmarkPublishDurable(b *testing.B) {
+func BenchmarkPublishDurable(b *testing.B) { b.Run(dialectName(), benchmarkPublishDurable) }
+
+func benchmarkPublishDurable(b *testing.B) {
 	db := MustOpenDB(b)
 	ctx := as(MustCreateUser(b, db, "alice", true))
 	MustCreateUser(b, db, "bob", false)
@@ -28,7 +31,9 @@ func BenchmarkPublishDurable(b *testing.B) {
 
 // BenchmarkPublishDurableSerial is one publisher waiting for each commit:
 // the cost of a commit without group commit's help.
-func BenchmarkPublishDurableSerial(b *testing.B) {
+func BenchmarkPublishDurableSerial(b *testing.B) { b.Run(dialectName(), benchmarkPublishDurableSerial) }
+
+func benchmarkPublishDurableSerial(b *testing.B) {
 	db := MustOpenDB(b)
 	ctx := as(MustCreateUser(b, db, "alice", true))
 	MustCreateUser(b, db, "bob", false)

@@ -1,4 +1,4 @@
-// Package sqlstore keeps Tidings in SQLite: users, sessions, projects, items,
+// Package sqlstore keeps Tidings in SQLite or PostgreSQL: users, sessions, projects, items,
 // and the message engine — events, per-user numbered messages, messages that
 // are not due yet, and the janitor that removes expired ones.
 //
@@ -6,6 +6,9 @@
 // transaction (group commit), each in a savepoint of its own so that one
 // failing write does not undo the others; every caller is answered only after
 // the commit. Reads use a pool of connections.
+//
+// Every query is written once; a small dialect (see dialect.go) carries what
+// must differ between SQLite and PostgreSQL.
 package sqlstore
 
 import (
@@ -19,7 +22,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
+	mrand "math/rand/v2"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -29,11 +32,9 @@ import (
 	"time"
 
 	"github.com/tidings/tidings"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFS embed.FS
 
 // Notifier is told, after each commit, which users have new messages and
@@ -50,9 +51,10 @@ const (
 	maxWriteBatch       = 256
 )
 
-// DB is the SQLite store. Set its fields before Open.
+// DB is the store. Set its fields before Open.
 type DB struct {
-	// Path is the SQLite file.
+	// Path is the SQLite file, or the postgres:// or postgresql:// URL of
+	// a PostgreSQL database. Pass it through Redact before showing it.
 	Path string
 
 	// Now is the clock; tests replace it to move time.
@@ -70,9 +72,10 @@ type DB struct {
 	// Logger receives the store's log lines.
 	Logger *slog.Logger
 
-	writer *sql.DB
-	reader *sql.DB
-	epoch  uint64
+	dialect *dialect
+	writer  *sql.DB
+	reader  *sql.DB
+	epoch   uint64
 
 	maxVersion int // tests: migrate no further than this schema (0: all)
 
@@ -87,7 +90,8 @@ type DB struct {
 	scheduled chan struct{} // wakes the scheduler when something was scheduled
 }
 
-// NewDB returns a store for the SQLite file at path.
+// NewDB returns a store for the SQLite file at path, or for the PostgreSQL
+// database that path names if it is a postgres:// or postgresql:// URL.
 func NewDB(path string) *DB {
 	return &DB{
 		Path:         path,
@@ -104,37 +108,33 @@ func (db *DB) Open() error {
 	if db.Path == "" {
 		return fmt.Errorf("sqlstore: no database path")
 	}
-	if dir := filepath.Dir(db.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("create database directory: %w", err)
-		}
-	}
-	base := "file:" + db.Path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	db.dialect = dialectOf(db.Path)
 	var err error
-	if db.writer, err = sql.Open("sqlite", base+"&_txlock=immediate"); err != nil {
+	if db.writer, db.reader, err = db.dialect.open(db.Path); err != nil {
 		return err
 	}
 	db.writer.SetMaxOpenConns(1)
 	db.writer.SetMaxIdleConns(1)
 	db.writer.SetConnMaxLifetime(0)
 	db.writer.SetConnMaxIdleTime(0)
-	if err := db.writer.Ping(); err != nil {
+	n := readers()
+	db.reader.SetMaxOpenConns(n)
+	db.reader.SetMaxIdleConns(n)
+	db.reader.SetConnMaxIdleTime(0)
+	fail := func(err error) error {
 		db.writer.Close()
-		return fmt.Errorf("open %s: %w", db.Path, err)
+		db.reader.Close()
+		db.writer, db.reader = nil, nil
+		return err
+	}
+	if err := db.writer.Ping(); err != nil {
+		return fail(fmt.Errorf("open %s: %w", Redact(db.Path), err))
 	}
 	if err := db.migrate(); err != nil {
-		db.writer.Close()
-		return err
+		return fail(err)
 	}
-	if db.reader, err = sql.Open("sqlite", base+"&_pragma=query_only(1)"); err != nil {
-		db.writer.Close()
-		return err
-	}
-	readers := max(4, 2*runtime.GOMAXPROCS(0))
-	db.reader.SetMaxOpenConns(readers)
-	db.reader.SetMaxIdleConns(readers)
-	db.reader.SetConnMaxIdleTime(0)
 	db.wstmts.db, db.rstmts.db = db.writer, db.reader
+	db.wstmts.dialect, db.rstmts.dialect = db.dialect, db.dialect
 
 	db.jobs = make(chan *job, maxWriteBatch)
 	db.done = make(chan struct{})
@@ -183,10 +183,10 @@ func (db *DB) Ping(ctx context.Context) error {
 // its own transaction, and refuses a schema newer than this binary.
 func (db *DB) migrate() error {
 	ctx := context.Background()
-	if _, err := db.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	if err := db.createMigrationsTable(ctx); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	names, err := fs.Glob(migrationFS, "migrations/"+db.dialect.name+"/*.sql")
 	if err != nil {
 		return err
 	}
@@ -216,7 +216,7 @@ func (db *DB) migrate() error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if current > latest {
-		return fmt.Errorf("database %s has schema version %d, newer than this Tidings (%d): run a newer Tidings", db.Path, current, latest)
+		return fmt.Errorf("database %s has schema version %d, newer than this Tidings (%d): run a newer Tidings", Redact(db.Path), current, latest)
 	}
 	for _, m := range list {
 		if err := db.applyMigration(ctx, m.version, m.name); err != nil {
@@ -224,6 +224,26 @@ func (db *DB) migrate() error {
 		}
 	}
 	return db.loadEpoch(ctx)
+}
+
+// createMigrationsTable creates the table of applied migrations if it is
+// missing, under the migrations' lock: two PostgreSQL sessions creating it at
+// once would otherwise collide in the catalog.
+func (db *DB) createMigrationsTable(ctx context.Context) error {
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if q := db.dialect.lockMigrations; q != "" {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, db.dialect.migrationsTable); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // foreignKeysOff is the first line of a migration that recreates tables
@@ -237,7 +257,8 @@ func (db *DB) applyMigration(ctx context.Context, version int, name string) erro
 	if err != nil {
 		return err
 	}
-	fkOff := strings.HasPrefix(string(body), foreignKeysOff+"\n")
+	// The directive is SQLite's: PostgreSQL changes tables in place.
+	fkOff := db.dialect == sqliteDialect && strings.HasPrefix(string(body), foreignKeysOff+"\n")
 	// One connection for the pragma and the transaction: the pool could
 	// otherwise run them on different ones.
 	conn, err := db.writer.Conn(ctx)
@@ -246,12 +267,12 @@ func (db *DB) applyMigration(ctx context.Context, version int, name string) erro
 	}
 	defer conn.Close()
 	if !fkOff {
-		return runMigration(ctx, conn, version, name, body, false)
+		return db.runMigration(ctx, conn, version, name, body, false)
 	}
 	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
 		return err
 	}
-	err = runMigration(ctx, conn, version, name, body, true)
+	err = db.runMigration(ctx, conn, version, name, body, true)
 	if _, onErr := conn.ExecContext(ctx, `PRAGMA foreign_keys = ON`); onErr != nil {
 		// The connection must not go on without foreign keys.
 		conn.Raw(func(any) error { return driver.ErrBadConn })
@@ -263,16 +284,21 @@ func (db *DB) applyMigration(ctx context.Context, version int, name string) erro
 // runMigration applies one migration in a transaction of conn, unless it
 // was applied meanwhile. With checkKeys, the foreign keys are checked
 // before the commit, since they were not enforced while it ran.
-func runMigration(ctx context.Context, conn *sql.Conn, version int, name string, body []byte, checkKeys bool) error {
+func (db *DB) runMigration(ctx context.Context, conn *sql.Conn, version int, name string, body []byte, checkKeys bool) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	// Checked inside the write transaction: another process may have
-	// migrated meanwhile.
+	if q := db.dialect.lockMigrations; q != "" {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	// Checked inside the write transaction, under the lock: another
+	// process may have migrated meanwhile.
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, db.dialect.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
 		return err
 	}
 	if n > 0 {
@@ -286,7 +312,7 @@ func runMigration(ctx context.Context, conn *sql.Conn, version int, name string,
 			return fmt.Errorf("migration %s: %w", filepath.Base(name), err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, ms(time.Now())); err != nil {
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, ms(time.Now())); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -327,7 +353,7 @@ func (db *DB) loadEpoch(ctx context.Context) error {
 		return err
 	}
 	fresh := binary.BigEndian.Uint64(b[:]) | 1 // never zero
-	if _, err := db.writer.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('epoch', ?) ON CONFLICT (key) DO NOTHING`, strconv.FormatUint(fresh, 10)); err != nil {
+	if _, err := db.writer.ExecContext(ctx, db.dialect.rebind(`INSERT INTO meta (key, value) VALUES ('epoch', ?) ON CONFLICT (key) DO NOTHING`), strconv.FormatUint(fresh, 10)); err != nil {
 		return fmt.Errorf("store epoch: %w", err)
 	}
 	var s string
@@ -350,10 +376,10 @@ type Tx struct {
 	ctx context.Context
 	now time.Time
 
-	notify    []int64
-	ended     []int64
-	scheduled bool
-	batch     *batchStmts
+	ended      []int64
+	scheduled  bool
+	deliveries []delivery // numbered when the batch commits
+	batch      *batchStmts
 }
 
 // batchStmts holds the statements a batch had to prepare inside its
@@ -371,7 +397,7 @@ func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
 	if s, ok := tx.batch.local[query]; ok {
 		return s, nil
 	}
-	s, err := tx.tx.PrepareContext(tx.ctx, query)
+	s, err := tx.tx.PrepareContext(tx.ctx, tx.db.dialect.rebind(query))
 	if err != nil {
 		return nil, fmt.Errorf("prepare %q: %w", query, err)
 	}
@@ -403,18 +429,33 @@ func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
 func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
 	s, err := tx.stmt(query)
 	if err != nil {
-		return tx.tx.QueryRowContext(tx.ctx, query, args...) // reports the prepare error on Scan
+		return tx.tx.QueryRowContext(tx.ctx, tx.db.dialect.rebind(query), args...) // reports the prepare error on Scan
 	}
 	return s.QueryRowContext(tx.ctx, args...)
 }
 
-// execDynamic runs a statement whose text varies (IN lists); it is not cached.
+// queryDynamic runs a statement whose text varies (IN lists); it is not cached.
 func (tx *Tx) queryDynamic(query string, args ...any) (*sql.Rows, error) {
-	return tx.tx.QueryContext(tx.ctx, query, args...)
+	return tx.tx.QueryContext(tx.ctx, tx.db.dialect.rebind(query), args...)
 }
 
-// wake records users to notify once the transaction commits.
-func (tx *Tx) wake(userIDs ...int64) { tx.notify = append(tx.notify, userIDs...) }
+// reads is the write transaction seen as a queryer, for the loaders that
+// read inside reads and writes alike.
+func (tx *Tx) reads() queryer { return dialectTx{tx.tx, tx.db.dialect} }
+
+// dialectTx is a transaction whose queries are written with ? marks.
+type dialectTx struct {
+	tx *sql.Tx
+	d  *dialect
+}
+
+func (t dialectTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.d.rebind(query), args...)
+}
+
+func (t dialectTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.d.rebind(query), args...)
+}
 
 // endAccess records users some of whose sessions or tokens the transaction
 // ends: once it commits, their held polls and streams check theirs again.
@@ -430,7 +471,9 @@ type job struct {
 
 // write runs fn in the writer's transaction and returns after the commit.
 // fn must not block on anything but the database: it runs on the single
-// writer, together with other callers' writes.
+// writer, together with other callers' writes. fn may run more than once,
+// when the database asks for a batch to be run again: it must leave
+// nothing but the database behind that a second run would not redo.
 func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 	j := &job{ctx: ctx, fn: fn, done: make(chan struct{})}
 	db.mu.RLock()
@@ -472,26 +515,64 @@ func (db *DB) writeLoop() {
 	}
 }
 
+// maxBatchTries bounds how often a batch runs when the database keeps
+// asking for it to run again.
+const maxBatchTries = 8
+
 // runBatch commits the jobs of one batch in one transaction, each in a
 // savepoint, then wakes the users they stored messages for and answers them.
+// When the database reports a serialization failure or a deadlock (another
+// node's transaction took the same rows in another order), the whole batch
+// is rolled back and run again: every job sees the database as it is then.
 func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
-	ctx := context.Background()
-	finish := func(err error) {
-		for _, j := range batch {
-			if j.err == nil {
-				j.err = err
-			}
-			close(j.done)
+	var err error
+	for try := 1; ; try++ {
+		var retry bool
+		if retry, err = db.tryBatch(batch, stmts); !retry {
+			break
 		}
+		if try == maxBatchTries {
+			db.Logger.Warn("the database asked to run a batch again too often", "tries", try, "err", err)
+			err = fmt.Errorf("%w: %w", errUnavailable, err)
+			for _, j := range batch {
+				j.err = nil
+			}
+			break
+		}
+		// The other transaction gets a moment to finish; the jitter keeps
+		// two nodes from meeting again in step.
+		time.Sleep(time.Duration(try) * time.Duration(1+mrand.IntN(5)) * time.Millisecond)
+	}
+	for _, j := range batch {
+		if j.err == nil {
+			j.err = err
+		}
+		close(j.done)
+	}
+}
+
+// tryBatch runs the jobs of a batch in one transaction and commits it. It
+// leaves each job's own error in j.err and returns the error that stopped
+// the whole batch, if any, and whether the batch should run again.
+func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) {
+	ctx := context.Background()
+	stmts.local = nil // a try's statements end with its transaction
+	for _, j := range batch {
+		j.err = nil
+	}
+	stop := func(sqlTx *sql.Tx, err error) (bool, error) {
+		sqlTx.Rollback()
+		err = db.translate(err)
+		return errors.Is(err, errRetry), err
 	}
 	sqlTx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		finish(db.translate(fmt.Errorf("begin: %w", err)))
-		return
+		return false, db.translate(fmt.Errorf("begin: %w", err))
 	}
 	now := db.Now().UTC().Truncate(time.Millisecond)
 	single := len(batch) == 1
 	var notify, ended []int64
+	var deliveries []delivery
 	scheduled := false
 	ran := 0
 	for _, j := range batch {
@@ -502,50 +583,56 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
 		if !single {
 			if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
-				sqlTx.Rollback()
-				finish(db.translate(err))
-				return
+				return stop(sqlTx, err)
 			}
 		}
 		j.err = runJob(j.fn, tx)
+		if errors.Is(j.err, errRetry) {
+			return stop(sqlTx, j.err)
+		}
 		if j.err != nil {
 			if single {
 				sqlTx.Rollback()
-				finish(nil)
-				return
+				return false, nil
 			}
 			if err := rollbackTo(ctx, sqlTx); err != nil {
-				sqlTx.Rollback()
-				finish(db.translate(err))
-				return
+				return stop(sqlTx, err)
 			}
 			continue
 		}
 		if !single {
 			if _, err := sqlTx.ExecContext(ctx, "RELEASE job"); err != nil {
-				sqlTx.Rollback()
-				finish(db.translate(err))
-				return
+				return stop(sqlTx, err)
 			}
 		}
 		ran++
-		notify = append(notify, tx.notify...)
 		ended = append(ended, tx.ended...)
+		deliveries = append(deliveries, tx.deliveries...)
 		scheduled = scheduled || tx.scheduled
 	}
 	if ran == 0 {
 		sqlTx.Rollback()
-		finish(nil)
-		return
+		return false, nil
+	}
+	if len(deliveries) > 0 {
+		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
+		woken, err := tx.numberDeliveries(deliveries)
+		if err != nil {
+			return stop(sqlTx, err)
+		}
+		notify = append(notify, woken...)
 	}
 	if err := sqlTx.Commit(); err != nil {
+		err = db.translate(fmt.Errorf("commit: %w", err))
+		if errors.Is(err, errRetry) {
+			return true, err
+		}
 		for _, j := range batch {
 			if j.err == nil {
-				j.err = db.translate(fmt.Errorf("commit: %w", err))
+				j.err = err
 			}
 		}
-		finish(nil)
-		return
+		return false, nil
 	}
 	// Ended credentials first: a waiter that is woken for a message
 	// committed after its session ended already has the news.
@@ -561,7 +648,7 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 		default:
 		}
 	}
-	finish(nil)
+	return false, nil
 }
 
 func rollbackTo(ctx context.Context, tx *sql.Tx) error {
@@ -587,33 +674,14 @@ func runJob(fn func(*Tx) error, tx *Tx) (err error) {
 	return err
 }
 
-// translate turns driver errors into domain errors by their SQLite code.
-func (db *DB) translate(err error) error {
-	if err == nil {
-		return nil
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return &tidings.Error{Code: tidings.ECONFLICT, Message: "This conflicts with something that is already stored."}
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_BUSY_SNAPSHOT:
-			return fmt.Errorf("%w: %w", errUnavailable, err)
-		}
-	}
-	return err
-}
-
-var errUnavailable = &tidings.Error{Code: tidings.EUNAVAILABLE, Message: "The database is busy; try again shortly."}
-
 // readTx runs fn in a read transaction, so that its queries see one snapshot.
-func (db *DB) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+func (db *DB) readTx(ctx context.Context, fn func(queryer) error) error {
+	tx, err := db.reader.BeginTx(ctx, db.dialect.readOptions)
 	if err != nil {
 		return db.translate(err)
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := fn(dialectTx{tx, db.dialect}); err != nil {
 		return db.translate(err)
 	}
 	return tx.Commit()
@@ -622,11 +690,17 @@ func (db *DB) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
 // rstmt returns a prepared statement of the reader pool.
 func (db *DB) rstmt(query string) (*sql.Stmt, error) { return db.rstmts.get(query) }
 
+// readQuery runs a query of varying text on the reader pool.
+func (db *DB) readQuery(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return db.reader.QueryContext(ctx, db.dialect.rebind(query), args...)
+}
+
 // stmtCache prepares each statement once per pool.
 type stmtCache struct {
-	db *sql.DB
-	m  sync.Map // string → *sql.Stmt
-	mu sync.Mutex
+	db      *sql.DB
+	dialect *dialect
+	m       sync.Map // string → *sql.Stmt
+	mu      sync.Mutex
 }
 
 func (c *stmtCache) lookup(query string) (*sql.Stmt, bool) {
@@ -645,7 +719,7 @@ func (c *stmtCache) get(query string) (*sql.Stmt, error) {
 	if s, ok := c.m.Load(query); ok {
 		return s.(*sql.Stmt), nil
 	}
-	s, err := c.db.Prepare(query)
+	s, err := c.db.Prepare(c.dialect.rebind(query))
 	if err != nil {
 		return nil, fmt.Errorf("prepare %q: %w", query, err)
 	}

@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -39,24 +38,6 @@ func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
-}
-
-// MustOpenDB opens a store in a temporary directory, closed when the test ends.
-func MustOpenDB(tb testing.TB, opts ...func(*sqlstore.DB)) *sqlstore.DB {
-	tb.Helper()
-	db := sqlstore.NewDB(filepath.Join(tb.TempDir(), "tidings.db"))
-	for _, o := range opts {
-		o(db)
-	}
-	if err := db.Open(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			tb.Error(err)
-		}
-	})
-	return db
 }
 
 func withClock(c *testClock) func(*sqlstore.DB) {
@@ -169,23 +150,11 @@ func TestIDsAreNeverReused(t *testing.T) {
 	fresh("event", first.Event, publish(t, o.db, o.alice, tidings.Publication{Recipients: []string{"bob"}, Text: "new"}).Event)
 }
 
-// openRaw opens the database file itself, past the store, to look at and
-// write what the store does not show.
-func openRaw(tb testing.TB, path string) *sql.DB {
-	tb.Helper()
-	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { raw.Close() })
-	return raw
-}
-
 var checkClause = regexp.MustCompile(`CHECK \((?:[^()]|\([^()]*\))*\)`)
 
 // describeSchema lists, one line each, the columns, foreign keys, indexes
 // and CHECKs of every table.
-func describeSchema(tb testing.TB, raw *sql.DB) map[string]bool {
+func describeSchema(tb testing.TB, raw rawConn) map[string]bool {
 	tb.Helper()
 	out := map[string]bool{}
 	queryAll := func(q string, args ...any) [][]any {
@@ -243,6 +212,7 @@ func describeSchema(tb testing.TB, raw *sql.DB) map[string]bool {
 // it and opens it with this one: everything is still there and works, and
 // ids are not given again.
 func TestMigrationFromSchema2(t *testing.T) {
+	sqliteOnly(t) // a schema-2 database exists only as a SQLite file: PostgreSQL came with schema 3
 	clock := newTestClock()
 	path := filepath.Join(t.TempDir(), "tidings.db")
 	ctx := context.Background()
@@ -694,32 +664,47 @@ func TestGroupCommitFailingWriteLeavesTheOthers(t *testing.T) {
 	}
 }
 
-// latestMigration is the schema version this binary brings: the number of
-// its last migration file.
-func latestMigration(tb testing.TB) int {
+// migrationVersions lists the versions of a dialect's migration files.
+func migrationVersions(tb testing.TB, dialect string) []int {
 	tb.Helper()
-	entries, err := os.ReadDir("migrations")
+	entries, err := os.ReadDir(filepath.Join("migrations", dialect))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	latest := 0
+	var versions []int
 	for _, e := range entries {
 		n, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
 		if err != nil {
 			tb.Fatalf("migration %s does not start with its number", e.Name())
 		}
-		latest = max(latest, n)
+		versions = append(versions, n)
 	}
-	if latest == 0 {
+	if len(versions) == 0 {
 		tb.Fatal("no migrations")
 	}
-	return latest
+	slices.Sort(versions)
+	return versions
+}
+
+// latestMigration is the schema version this binary brings: the number of
+// its last migration file.
+func latestMigration(tb testing.TB) int {
+	tb.Helper()
+	return slices.Max(migrationVersions(tb, dialectName()))
+}
+
+// Both databases go through the same schema versions, so that a version
+// means one schema whichever database a node runs on.
+func TestMigrationsHaveTheSameVersionsOnBothDatabases(t *testing.T) {
+	if s, p := migrationVersions(t, "sqlite"), migrationVersions(t, "postgres"); !slices.Equal(s, p) {
+		t.Fatalf("SQLite's migrations are versions %v, PostgreSQL's %v", s, p)
+	}
 }
 
 // TestOpenRefusesNewerSchema: a database that a newer Tidings migrated is
 // not opened by this one, which says both versions, and is left as it was.
 func TestOpenRefusesNewerSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tidings.db")
+	path := freshSource(t)
 	db := sqlstore.NewDB(path)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
@@ -730,11 +715,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 	latest := latestMigration(t)
 	newer := latest + 7
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := openRaw(t, path)
 	if _, err := raw.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, newer); err != nil {
 		t.Fatal(err)
 	}
@@ -746,7 +727,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 			db.Close()
 			t.Fatalf("a database with schema version %d opened in a binary of version %d", newer, latest)
 		}
-		msg := strings.ReplaceAll(err.Error(), path, "<path>")
+		msg := strings.ReplaceAll(err.Error(), sqlstore.Redact(path), "<path>")
 		numbers := regexp.MustCompile(`\d+`).FindAllString(msg, -1)
 		if !slices.Contains(numbers, strconv.Itoa(newer)) || !slices.Contains(numbers, strconv.Itoa(latest)) {
 			t.Fatalf("the refusal %q does not name the database's version %d and this binary's %d", msg, newer, latest)

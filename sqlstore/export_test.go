@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"sync"
 
@@ -63,3 +64,38 @@ func (db *DB) FailingPublish(ctx context.Context, from, to *tidings.User, text s
 // SetMaxVersion makes db migrate no further than schema version when it
 // opens, so that a test can build a database as an older Tidings left it.
 func SetMaxVersion(db *DB, version int) { db.maxVersion = version }
+
+// OpenRaw opens the database at source past the store, as a second process
+// would, and returns how to write its queries with ? marks.
+func OpenRaw(source string) (*sql.DB, func(string) string, error) {
+	d := dialectOf(source)
+	if d == postgresDialect {
+		db, err := sql.Open("pgx", source)
+		return db, d.rebind, err
+	}
+	db, err := sql.Open("sqlite", "file:"+source+"?_pragma=busy_timeout(10000)")
+	return db, d.rebind, err
+}
+
+// TouchUsers is a write that locks the rows of the users ids in the order
+// given, calling between once it holds the first, on its first run only.
+// Two nodes touching the same users in opposite orders deadlock; the
+// database fails one of them, and the writer runs that one's batch again.
+// runs is how often the write ran.
+func (db *DB) TouchUsers(ctx context.Context, between func(), ids ...int64) (runs int, err error) {
+	first := true
+	err = db.write(ctx, func(tx *Tx) error {
+		runs++
+		for i, id := range ids {
+			if _, err := tx.exec(`UPDATE users SET updated_at = updated_at WHERE id = ?`, id); err != nil {
+				return err
+			}
+			if i == 0 && first {
+				first = false
+				between()
+			}
+		}
+		return nil
+	})
+	return runs, err
+}

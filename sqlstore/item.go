@@ -48,7 +48,7 @@ func (tx *Tx) requireMember(projectID, userID int64) (string, error) {
 // the project.
 func readableProject(ctx context.Context, q queryer, projectID, reader int64) error {
 	var ok bool
-	err := q.QueryRowContext(ctx, `SELECT ? = 0 OR EXISTS (SELECT 1 FROM members WHERE project_id = projects.id AND user_id = ?) FROM projects WHERE id = ?`,
+	err := q.QueryRowContext(ctx, `SELECT CAST(? AS BIGINT) = 0 OR EXISTS (SELECT 1 FROM members WHERE project_id = projects.id AND user_id = ?) FROM projects WHERE id = ?`,
 		reader, reader, projectID).Scan(&ok)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && !ok {
 		return projectNotFound(projectID)

@@ -2,26 +2,12 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tidings/tidings"
-	"github.com/tidings/tidings/sqlstore"
-	_ "modernc.org/sqlite"
 )
-
-// rawDB opens the store's file beside it, as a second process would.
-func rawDB(tb testing.TB, db *sqlstore.DB) *sql.DB {
-	tb.Helper()
-	raw, err := sql.Open("sqlite", "file:"+db.Path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { raw.Close() })
-	return raw
-}
 
 // A message whose event is already gone — the janitor took it by a later
 // clock than the reader's — is never delivered blank: it counts as missed.

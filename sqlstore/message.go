@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -66,24 +68,56 @@ func (tx *Tx) deliver(eventID int64, userIDs []int64, validFrom, validUntil time
 	return nil
 }
 
-// deliverOne gives userID's message the next number of their sequence. The
-// head row is locked by the update until the commit, so numbers commit in
-// order: nobody can read number 11 before number 10 is there.
+// delivery is a message that gets its number when its batch commits.
+type delivery struct {
+	userID, eventID       int64
+	validFrom, validUntil time.Time
+	text                  string
+}
+
+// deliverOne gives userID's message the next number of their sequence, at
+// the end of the batch: see numberDeliveries.
 func (tx *Tx) deliverOne(eventID, userID int64, validFrom, validUntil time.Time, text string) error {
-	var seq int64
-	err := tx.queryRow(`UPDATE inboxes SET head = head + 1 WHERE user_id = ? RETURNING head`, userID).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("number message: %w", err)
-	}
-	if _, err := tx.exec(`INSERT INTO messages (user_id, seq, event_id, valid_from, valid_until, text) VALUES (?, ?, ?, ?, ?, ?)`,
-		userID, seq, eventID, ms(validFrom), ms(validUntil), nullString(text)); err != nil {
-		return fmt.Errorf("store message: %w", err)
-	}
-	tx.wake(userID)
+	tx.deliveries = append(tx.deliveries, delivery{userID, eventID, validFrom, validUntil, text})
 	return nil
+}
+
+// numberDeliveries numbers and stores the messages of a batch's jobs that
+// succeeded, last thing before the commit. Each recipient's head row is
+// raised once, and stays locked by the update until the commit, so numbers
+// commit in order: nobody can read number 11 before number 10 is there, on
+// this node or another. The rows are locked in ascending user id, and only
+// at the end: two nodes' batches to the same people wait for each other
+// briefly instead of each holding an inbox the other needs. A user who no
+// longer exists is skipped. It returns the users who got messages.
+func (tx *Tx) numberDeliveries(list []delivery) ([]int64, error) {
+	slices.SortStableFunc(list, func(a, b delivery) int { return cmp.Compare(a.userID, b.userID) })
+	var woken []int64
+	for i := 0; i < len(list); {
+		userID, n := list[i].userID, 1
+		for i+n < len(list) && list[i+n].userID == userID {
+			n++
+		}
+		mine := list[i : i+n]
+		i += n
+		var head int64
+		err := tx.queryRow(`UPDATE inboxes SET head = head + ? WHERE user_id = ? RETURNING head`, n, userID).Scan(&head)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("number messages: %w", err)
+		}
+		for k, d := range mine {
+			seq := head - int64(n-1-k)
+			if _, err := tx.exec(`INSERT INTO messages (user_id, seq, event_id, valid_from, valid_until, text) VALUES (?, ?, ?, ?, ?, ?)`,
+				userID, seq, d.eventID, ms(d.validFrom), ms(d.validUntil), nullString(d.text)); err != nil {
+				return nil, fmt.Errorf("store message: %w", err)
+			}
+		}
+		woken = append(woken, userID)
+	}
+	return woken, nil
 }
 
 // wants reports whether userID's settings let a message of kind about
@@ -514,10 +548,10 @@ func (tx *Tx) resolvePublication(pub *tidings.Publication, actor *tidings.User, 
 	if pub.ProjectID != 0 {
 		notFound := &tidings.Error{Code: tidings.ENOTFOUND, Field: "project", Message: fmt.Sprintf("Project %d was not found.", pub.ProjectID)}
 		project = &tidings.ProjectRef{ID: pub.ProjectID}
-		var member int
+		var member bool
 		err := tx.queryRow(`SELECT name, EXISTS (SELECT 1 FROM members WHERE project_id = projects.id AND user_id = ?) FROM projects WHERE id = ?`,
 			actor.ID, pub.ProjectID).Scan(&project.Name, &member)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && member == 0 && !anyone) {
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !member && !anyone) {
 			return nil, nil, notFound
 		}
 		if err != nil {

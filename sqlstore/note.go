@@ -29,7 +29,7 @@ func scanNote(row rowScanner) (*tidings.Note, error) {
 // a member of its project.
 func loadNote(ctx context.Context, q queryer, id, reader int64) (*tidings.Note, error) {
 	n, err := scanNote(q.QueryRowContext(ctx, noteSelect+`
-		WHERE n.id = ? AND (? = 0 OR EXISTS (SELECT 1 FROM members WHERE project_id = n.project_id AND user_id = ?))`, id, reader, reader))
+		WHERE n.id = ? AND (CAST(? AS BIGINT) = 0 OR EXISTS (SELECT 1 FROM members WHERE project_id = n.project_id AND user_id = ?))`, id, reader, reader))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, itemNotFound("Note", id)
 	}
@@ -47,7 +47,7 @@ func (db *DB) FindNoteByID(ctx context.Context, id int64) (*tidings.Note, error)
 		return nil, err
 	}
 	var n *tidings.Note
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx queryer) error {
 		n, err = loadNote(ctx, tx, id, reader)
 		return err
 	})
@@ -67,7 +67,7 @@ func (db *DB) FindNotes(ctx context.Context, filter tidings.NoteFilter) ([]*tidi
 	}
 	var notes []*tidings.Note
 	var next string
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx queryer) error {
 		scope, args, err := listScope(ctx, tx, "n.project_id", filter.ProjectID, reader)
 		if err != nil {
 			return err
@@ -130,7 +130,7 @@ func (db *DB) UpdateNote(ctx context.Context, id int64, upd tidings.NoteUpdate) 
 	actor := actorOf(ctx)
 	var out *tidings.Note
 	err = db.write(ctx, func(tx *Tx) error {
-		n, err := loadNote(tx.ctx, tx.tx, id, uid)
+		n, err := loadNote(tx.ctx, tx.reads(), id, uid)
 		if err != nil {
 			return err
 		}
@@ -174,7 +174,7 @@ func (db *DB) DeleteNote(ctx context.Context, id int64) error {
 	}
 	actor := actorOf(ctx)
 	return db.write(ctx, func(tx *Tx) error {
-		n, err := loadNote(tx.ctx, tx.tx, id, uid)
+		n, err := loadNote(tx.ctx, tx.reads(), id, uid)
 		if err != nil {
 			return err
 		}

@@ -89,7 +89,7 @@ func (db *DB) FindProjectByID(ctx context.Context, id int64) (*tidings.Project, 
 		return nil, err
 	}
 	var p *tidings.Project
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx queryer) error {
 		p, err = loadProject(ctx, tx, id, uid)
 		return err
 	})
@@ -109,7 +109,7 @@ func (db *DB) FindProjects(ctx context.Context, filter tidings.ProjectFilter) ([
 	}
 	var projects []*tidings.Project
 	var next string
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx queryer) error {
 		rows, err := tx.QueryContext(ctx, `SELECT p.id, p.name, p.description, m.role, p.created_at, p.updated_at
 			FROM members m JOIN projects p ON p.id = m.project_id WHERE m.user_id = ? AND p.id > ? ORDER BY p.id LIMIT ?`, uid, after, limit+1)
 		if err != nil {
@@ -175,7 +175,7 @@ func (db *DB) CreateProject(ctx context.Context, p *tidings.Project) error {
 		if err := tx.emit(ev, nil); err != nil {
 			return err
 		}
-		loaded, err := loadProject(tx.ctx, tx.tx, p.ID, uid)
+		loaded, err := loadProject(tx.ctx, tx.reads(), p.ID, uid)
 		if err != nil {
 			return err
 		}
@@ -231,7 +231,7 @@ func (db *DB) UpdateProject(ctx context.Context, id int64, upd tidings.ProjectUp
 		if _, err := tx.requireOwner(id, uid); err != nil {
 			return err
 		}
-		p, err := loadProject(tx.ctx, tx.tx, id, uid)
+		p, err := loadProject(tx.ctx, tx.reads(), id, uid)
 		if err != nil {
 			return err
 		}
@@ -361,7 +361,7 @@ func (db *DB) SetMember(ctx context.Context, projectID int64, login, role string
 		personal := ""
 		switch oldRole {
 		case role:
-			out, err = loadProject(tx.ctx, tx.tx, projectID, uid)
+			out, err = loadProject(tx.ctx, tx.reads(), projectID, uid)
 			return err // no change, no event
 		case "":
 			if _, err := tx.exec(`INSERT INTO members (project_id, user_id, role, created_at) VALUES (?, ?, ?, ?)`, projectID, target, role, ms(tx.now)); err != nil {
@@ -404,7 +404,7 @@ func (db *DB) SetMember(ctx context.Context, projectID int64, login, role string
 		if err := tx.emitPersonal(ev, others, map[int64]string{target: personal}); err != nil {
 			return err
 		}
-		out, err = loadProject(tx.ctx, tx.tx, projectID, uid)
+		out, err = loadProject(tx.ctx, tx.reads(), projectID, uid)
 		return err
 	})
 	return out, err

@@ -166,7 +166,7 @@ func (tx *Tx) mayStillReceive(a pendingAccess) (bool, error) {
 
 // NextDue returns when the earliest scheduled message or reminder is due.
 func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
-	stmt, err := db.rstmt(`SELECT MIN(due) FROM (SELECT MIN(valid_from) AS due FROM pending UNION ALL SELECT MIN(fire_at) FROM reminders)`)
+	stmt, err := db.rstmt(`SELECT MIN(due) FROM (SELECT MIN(valid_from) AS due FROM pending UNION ALL SELECT MIN(fire_at) FROM reminders) AS d`)
 	if err != nil {
 		return time.Time{}, false, err
 	}

@@ -52,7 +52,7 @@ func (db *DB) FindSettings(ctx context.Context) (*tidings.Settings, error) {
 		return nil, err
 	}
 	var s *tidings.Settings
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx queryer) error {
 		s, err = loadSettings(ctx, tx, uid, db.defaultLeadMinutes())
 		return err
 	})
@@ -71,7 +71,7 @@ func (db *DB) UpdateSettings(ctx context.Context, upd tidings.SettingsUpdate) (*
 	}
 	var out *tidings.Settings
 	err = db.write(ctx, func(tx *Tx) error {
-		s, err := loadSettings(tx.ctx, tx.tx, uid, db.defaultLeadMinutes())
+		s, err := loadSettings(tx.ctx, tx.reads(), uid, db.defaultLeadMinutes())
 		if err != nil {
 			return err
 		}

@@ -49,7 +49,7 @@ func scanTodo(row rowScanner) (*tidings.Todo, int64, error) {
 // a member of its project.
 func loadTodo(ctx context.Context, q queryer, id, reader int64) (*tidings.Todo, int64, error) {
 	t, assigneeID, err := scanTodo(q.QueryRowContext(ctx, todoSelect+`
-		WHERE t.id = ? AND (? = 0 OR EXISTS (SELECT 1 FROM members WHERE project_id = t.project_id AND user_id = ?))`, id, reader, reader))
+		WHERE t.id = ? AND (CAST(? AS BIGINT) = 0 OR EXISTS (SELECT 1 FROM members WHERE project_id = t.project_id AND user_id = ?))`, id, reader, reader))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, itemNotFound("Todo", id)
 	}
@@ -71,7 +71,7 @@ func (db *DB) FindTodoByID(ctx context.Context, id int64) (*tidings.Todo, error)
 		return nil, err
 	}
 	var t *tidings.Todo
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx queryer) error {
 		t, _, err = loadTodo(ctx, tx, id, reader)
 		return err
 	})
@@ -96,7 +96,7 @@ func (db *DB) FindTodos(ctx context.Context, filter tidings.TodoFilter) ([]*tidi
 	}
 	var todos []*tidings.Todo
 	var next string
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx queryer) error {
 		scope, args, err := listScope(ctx, tx, "t.project_id", filter.ProjectID, reader)
 		if err != nil {
 			return err
@@ -192,7 +192,7 @@ func (db *DB) UpdateTodo(ctx context.Context, id int64, upd tidings.TodoUpdate) 
 	actor := actorOf(ctx)
 	var out *tidings.Todo
 	err = db.write(ctx, func(tx *Tx) error {
-		t, oldAssignee, err := loadTodo(tx.ctx, tx.tx, id, uid)
+		t, oldAssignee, err := loadTodo(tx.ctx, tx.reads(), id, uid)
 		if err != nil {
 			return err
 		}
@@ -266,7 +266,7 @@ func (db *DB) DeleteTodo(ctx context.Context, id int64) error {
 	}
 	actor := actorOf(ctx)
 	return db.write(ctx, func(tx *Tx) error {
-		t, assignee, err := loadTodo(tx.ctx, tx.tx, id, uid)
+		t, assignee, err := loadTodo(tx.ctx, tx.reads(), id, uid)
 		if err != nil {
 			return err
 		}

@@ -76,7 +76,7 @@ func (db *DB) FindUsers(ctx context.Context, filter tidings.UserFilter) ([]*tidi
 	if filter.Login != nil {
 		where, args = append(where, "login = ?"), append(args, *filter.Login)
 	}
-	rows, err := db.reader.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`, append(args, limit+1)...)
+	rows, err := db.readQuery(ctx, `SELECT `+userColumns+` FROM users WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`, append(args, limit+1)...)
 	if err != nil {
 		return nil, "", db.translate(err)
 	}

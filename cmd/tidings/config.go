@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
 	tidingshttp "github.com/tidings/tidings/http"
+	"github.com/tidings/tidings/sqlstore"
 )
 
 // Config is the server's configuration, from flags and TIDINGS_* variables.
@@ -92,7 +94,7 @@ func envName(flagName string) string {
 
 // addDBFlag adds --db to a command.
 func addDBFlag(fs *flag.FlagSet, c *Config) {
-	fs.StringVar(&c.DB, "db", c.DB, "a SQLite file path, or a postgres:// URL")
+	fs.StringVar(&c.DB, "db", c.DB, "a SQLite file path, or a PostgreSQL database's postgres:// or postgresql:// URL (several servers may share one)")
 }
 
 // addServeFlags adds the server's flags.
@@ -183,8 +185,10 @@ func validateDB(db string) error {
 	if db == "" {
 		return usagef("--db must not be empty")
 	}
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		return fmt.Errorf("--db: PostgreSQL is not supported by this build yet; use a SQLite file path")
+	if sqlstore.IsPostgresURL(db) {
+		if _, err := url.Parse(db); err != nil {
+			return usagef("--db %s is not a PostgreSQL URL such as postgres://user@host:5432/tidings", sqlstore.Redact(db))
+		}
 	}
 	return nil
 }

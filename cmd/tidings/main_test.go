@@ -9,6 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,6 +26,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
 // syncBuffer is a buffer that the server goroutine writes while the test reads.
@@ -276,9 +281,68 @@ func TestServeDemoEndToEnd(t *testing.T) {
 }
 
 // TestCommandsOnTheServersDatabase adds a user and a token while serve runs
-// on the same file; the server sees both at once.
+// on the same database, a SQLite file or a PostgreSQL database; the server
+// sees both at once.
 func TestCommandsOnTheServersDatabase(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "tidings.db")
+	t.Run("sqlite", func(t *testing.T) { testCommandsOnTheServersDatabase(t, filepath.Join(t.TempDir(), "tidings.db")) })
+	t.Run("postgres", func(t *testing.T) { testCommandsOnTheServersDatabase(t, postgresSchema(t)) })
+}
+
+// postgresSchema returns the URL of a fresh schema on the server that
+// TIDINGS_TEST_POSTGRES names, dropped when the test ends.
+func postgresSchema(t *testing.T) string {
+	server := os.Getenv("TIDINGS_TEST_POSTGRES")
+	if server == "" {
+		if os.Getenv("TIDINGS_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("TIDINGS_REQUIRE_POSTGRES=1, but TIDINGS_TEST_POSTGRES names no server")
+		}
+		t.Skip("set TIDINGS_TEST_POSTGRES to a PostgreSQL server, e.g. postgres://root@127.0.0.1:5432/test?sslmode=disable")
+	}
+	admin, err := sql.Open("pgx", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	var b [8]byte
+	rand.Read(b[:])
+	schema := "tidings_cmd_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// A PostgreSQL URL's password never shows in what the commands print.
+func TestDatabasePasswordIsNotPrinted(t *testing.T) {
+	db := "postgres://tidings:s3cret-pw@127.0.0.1:1/tidings?connect_timeout=2"
+	for _, args := range [][]string{
+		{"user", "add", "--db", db, "--login", "dora", "--email", "dora@example.org"},
+		{"token", "create", "--db", db, "--user", "dora"},
+		{"serve", "--addr", "127.0.0.1:0", "--db", db},
+	} {
+		code, stdout, stderr := run(t, nil, "correct horse battery\n", args...)
+		if code == 0 {
+			t.Fatalf("%s with an unreachable database exited 0", args[0])
+		}
+		if strings.Contains(stdout+stderr, "s3cret-pw") {
+			t.Fatalf("%s printed the database password: %s%s", args[0], stdout, stderr)
+		}
+	}
+}
+
+func testCommandsOnTheServersDatabase(t *testing.T, db string) {
 	env := map[string]string{"TIDINGS_DB": db}
 	base, _, _ := serve(t, env, "--addr", "127.0.0.1:0")
 

@@ -68,7 +68,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	} else if n == 0 {
 		fmt.Fprintf(m.Stderr, "The database has no users yet. Create the first admin with:\n\n"+
 			"  tidings user add --db %s --login admin --name \"Your Name\" --email you@example.org --admin\n\n"+
-			"or start with \"tidings serve --demo\" to try Tidings with three demo users.\n\n", c.DB)
+			"or start with \"tidings serve --demo\" to try Tidings with three demo users.\n\n", sqlstore.Redact(c.DB))
 	}
 
 	bg, stopBackground := context.WithCancel(context.Background())
@@ -101,7 +101,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if err := srv.Open(); err != nil {
 		return fmt.Errorf("--addr %s: %w", c.Addr, err)
 	}
-	logger.Info("tidings is listening", "addr", srv.ListenAddr(), "url", srv.URL(), "db", c.DB)
+	logger.Info("tidings is listening", "addr", srv.ListenAddr(), "url", srv.URL(), "db", sqlstore.Redact(c.DB))
 	if demo != nil {
 		demo.print(srv.URL(), c.DemoEvery)
 	}
