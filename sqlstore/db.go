@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"embed"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,6 +73,10 @@ type DB struct {
 	// Logger receives the store's log lines.
 	Logger *slog.Logger
 
+	// Node names this process among the nodes that share a PostgreSQL
+	// database, in the NOTIFY of its commits; NewDB draws one.
+	Node string
+
 	dialect *dialect
 	writer  *sql.DB
 	reader  *sql.DB
@@ -99,9 +104,30 @@ func NewDB(path string) *DB {
 		MessageTTL:   DefaultMessageTTL,
 		ReminderLead: DefaultReminderLead,
 		Logger:       slog.Default(),
+		Node:         newNodeName(),
 		scheduled:    make(chan struct{}, 1),
 	}
 }
+
+// newNodeName draws a short random name for a node.
+func newNodeName() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ScheduleChanged tells the scheduler that what is due next may have
+// changed: another node scheduled something.
+func (db *DB) ScheduleChanged() {
+	select {
+	case db.scheduled <- struct{}{}:
+	default:
+	}
+}
+
+// Postgres reports whether the store is on PostgreSQL, where other nodes
+// may share the database.
+func (db *DB) Postgres() bool { return db.dialect == postgresDialect }
 
 // Open creates the file if needed, applies migrations and starts the writer.
 func (db *DB) Open() error {
@@ -621,6 +647,14 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 			return stop(sqlTx, err)
 		}
 		notify = append(notify, woken...)
+	}
+	if db.dialect.notifies {
+		// Delivered by PostgreSQL at the commit, and only if it commits.
+		for _, p := range notifyPayloads(db.Node, notify, ended, scheduled) {
+			if _, err := sqlTx.ExecContext(ctx, db.dialect.rebind(`SELECT pg_notify(?, ?)`), NotifyChannel, p); err != nil {
+				return stop(sqlTx, err)
+			}
+		}
 	}
 	if err := sqlTx.Commit(); err != nil {
 		err = db.translate(fmt.Errorf("commit: %w", err))

@@ -46,6 +46,10 @@ type dialect struct {
 
 	// readOptions make a read transaction see one snapshot.
 	readOptions *sql.TxOptions
+
+	// notifies: other nodes share the database, and a commit tells them,
+	// with a NOTIFY in its transaction, whom to wake.
+	notifies bool
 }
 
 var sqliteDialect = &dialect{
@@ -67,6 +71,7 @@ var postgresDialect = &dialect{
 	// the commits made since the one before. A read-only REPEATABLE READ
 	// transaction never fails for serialization.
 	readOptions: &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead},
+	notifies:    true,
 }
 
 // IsPostgresURL reports whether a --db value names a PostgreSQL server

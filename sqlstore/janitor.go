@@ -30,6 +30,14 @@ func (db *DB) DeleteExpired(ctx context.Context) (Swept, error) {
 		var round Swept
 		err := db.write(ctx, func(tx *Tx) error {
 			round = Swept{}
+			if tx.db.dialect.notifies {
+				// One node's janitor at a time; the others find the lock
+				// taken and leave the round to it.
+				var mine bool
+				if err := tx.queryRow(`SELECT pg_try_advisory_xact_lock(7462346800146)`).Scan(&mine); err != nil || !mine {
+					return err
+				}
+			}
 			for _, step := range []struct {
 				query string
 				count *int64

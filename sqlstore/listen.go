@@ -28,10 +28,10 @@ const NotifyChannel = "tidings"
 const maxNotifyPayload = 7900
 
 // notifyPayloads encodes the users to wake and those whose credentials ended,
-// each list without repeats, as "m1,2,3" and "a4,5" joined by "|" after the
-// sending node's "n<node>", split into as many payloads as the size limit
-// needs. Nothing to say is no payload.
-func notifyPayloads(node string, wake, ended []int64) []string {
+// each list without repeats, as "m1,2,3" and "a4,5", and "s" when something
+// was scheduled, joined by "|" after the sending node's "n<node>", split into
+// as many payloads as the size limit needs. Nothing to say is no payload.
+func notifyPayloads(node string, wake, ended []int64, scheduled bool) []string {
 	var out []string
 	var b strings.Builder
 	start := func() { b.WriteString("n" + node) }
@@ -61,6 +61,9 @@ func notifyPayloads(node string, wake, ended []int64) []string {
 	}
 	add('a', ended) // ended credentials first, as on one node
 	add('m', wake)
+	if scheduled {
+		b.WriteString("|s")
+	}
 	if strings.Contains(b.String(), "|") {
 		out = append(out, b.String())
 	}
@@ -69,8 +72,12 @@ func notifyPayloads(node string, wake, ended []int64) []string {
 
 // parseNotifyPayload decodes a payload of notifyPayloads. Anything it does
 // not understand is skipped: a newer node may say more.
-func parseNotifyPayload(payload string) (node string, wake, ended []int64) {
+func parseNotifyPayload(payload string) (node string, wake, ended []int64, scheduled bool) {
 	for part := range strings.SplitSeq(payload, "|") {
+		if part == "s" {
+			scheduled = true
+			continue
+		}
 		if len(part) < 2 {
 			continue
 		}
@@ -92,7 +99,7 @@ func parseNotifyPayload(payload string) (node string, wake, ended []int64) {
 			}
 		}
 	}
-	return node, wake, ended
+	return node, wake, ended, scheduled
 }
 
 // Listener keeps a node's LISTEN connection and hands what it hears to the
@@ -112,6 +119,10 @@ type Listener struct {
 	// LISTEN took effect: whatever was committed while no connection
 	// listened was not heard, so every local waiter must read again.
 	Resync func()
+
+	// Scheduled, if set, is called when another node scheduled a message
+	// or reminder: the local scheduler looks at what is due next.
+	Scheduled func()
 
 	// Connected, if set, is told whether the connection listens; for
 	// health reporting and tests.
@@ -182,9 +193,12 @@ func (l *Listener) listen(ctx context.Context) error {
 		if n.Channel != NotifyChannel || l.Notifier == nil {
 			continue
 		}
-		node, wake, ended := parseNotifyPayload(n.Payload)
+		node, wake, ended, scheduled := parseNotifyPayload(n.Payload)
 		if node == l.Node && l.Node != "" {
 			continue
+		}
+		if scheduled && l.Scheduled != nil {
+			l.Scheduled()
 		}
 		if len(ended) > 0 {
 			l.Notifier.NotifyAccess(ended...)

@@ -14,19 +14,22 @@ import (
 )
 
 func TestNotifyPayloadsRoundTrip(t *testing.T) {
-	if got := notifyPayloads("a1", nil, nil); len(got) != 0 {
+	if got := notifyPayloads("a1", nil, nil, false); len(got) != 0 {
 		t.Fatalf("nothing to say made payloads %q", got)
 	}
-	got := notifyPayloads("a1", []int64{5, 3, 5, 9}, []int64{7, 7})
-	if len(got) != 1 || got[0] != "na1|a7|m3,5,9" {
+	got := notifyPayloads("a1", []int64{5, 3, 5, 9}, []int64{7, 7}, true)
+	if len(got) != 1 || got[0] != "na1|a7|m3,5,9|s" {
 		t.Fatalf("payloads %q", got)
 	}
-	node, wake, ended := parseNotifyPayload(got[0])
-	if node != "a1" || !slices.Equal(wake, []int64{3, 5, 9}) || !slices.Equal(ended, []int64{7}) {
-		t.Fatalf("parsed node %q wake %v ended %v", node, wake, ended)
+	node, wake, ended, scheduled := parseNotifyPayload(got[0])
+	if node != "a1" || !slices.Equal(wake, []int64{3, 5, 9}) || !slices.Equal(ended, []int64{7}) || !scheduled {
+		t.Fatalf("parsed node %q wake %v ended %v scheduled %v", node, wake, ended, scheduled)
+	}
+	if got := notifyPayloads("a1", nil, nil, true); len(got) != 1 || got[0] != "na1|s" {
+		t.Fatalf("only scheduled: %q", got)
 	}
 	// Unknown parts and bad numbers are skipped.
-	if _, wake, _ := parseNotifyPayload("nb|x1,2|m4,zz,-3,6"); !slices.Equal(wake, []int64{4, 6}) {
+	if _, wake, _, _ := parseNotifyPayload("nb|x1,2|m4,zz,-3,6"); !slices.Equal(wake, []int64{4, 6}) {
 		t.Fatalf("parsed wake %v", wake)
 	}
 }
@@ -39,7 +42,7 @@ func TestNotifyPayloadsSplitUnderTheLimit(t *testing.T) {
 			ended = append(ended, 2_000_000+i)
 		}
 	}
-	payloads := notifyPayloads("node-1", wake, ended)
+	payloads := notifyPayloads("node-1", wake, ended, false)
 	if len(payloads) < 2 {
 		t.Fatalf("4,000 ids fit into %d payload", len(payloads))
 	}
@@ -51,7 +54,7 @@ func TestNotifyPayloadsSplitUnderTheLimit(t *testing.T) {
 		if !strings.HasPrefix(p, "nnode-1|") {
 			t.Fatalf("payload %d does not name its node: %.20q", i, p)
 		}
-		_, w, e := parseNotifyPayload(p)
+		_, w, e, _ := parseNotifyPayload(p)
 		if len(gotWake) > 0 && len(e) > 0 {
 			t.Fatal("an ended credential came after a wake-up")
 		}
@@ -126,7 +129,7 @@ func TestListenerHearsOtherNodesAndResyncsAfterADrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close(context.Background())
-	for _, p := range append(notifyPayloads("me", []int64{99}, nil), notifyPayloads("other", []int64{1, 2}, []int64{3})...) {
+	for _, p := range append(notifyPayloads("me", []int64{99}, nil, false), notifyPayloads("other", []int64{1, 2}, []int64{3}, false)...) {
 		if _, err := other.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, p); err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +144,7 @@ func TestListenerHearsOtherNodesAndResyncsAfterADrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the listener to come back and resync", func() bool { n, c := state(); return n == 2 && c })
-	if _, err := other.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, notifyPayloads("other", []int64{4}, nil)[0]); err != nil {
+	if _, err := other.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, notifyPayloads("other", []int64{4}, nil, false)[0]); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a wake-up after the reconnect", func() bool { w, _ := rec.got(); return slices.Contains(w, 4) })

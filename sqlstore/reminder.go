@@ -142,8 +142,13 @@ func (tx *Tx) fireReminders() (fired int, more bool, err error) {
 		list = list[:fireBatch]
 	}
 	for _, d := range list {
-		if _, err := tx.exec(`DELETE FROM reminders WHERE appointment_id = ? AND user_id = ?`, d.appointmentID, d.userID); err != nil {
-			return 0, false, err
+		// Whoever deletes the row fires it: another node that read it too
+		// waits for this delete's commit and then deletes nothing.
+		if mine, err := tx.claim(`DELETE FROM reminders WHERE appointment_id = ? AND user_id = ? AND fire_at = ?`, d.appointmentID, d.userID, d.fireAt); err != nil || !mine {
+			if err != nil {
+				return 0, false, err
+			}
+			continue
 		}
 		ok, err := tx.fireReminder(d.appointmentID, d.userID, fromMS(d.fireAt))
 		if err != nil {

@@ -76,8 +76,13 @@ func (tx *Tx) firePending() (int, bool, error) {
 	}
 	fired := 0
 	for _, d := range list {
-		if _, err := tx.exec(`DELETE FROM pending WHERE id = ?`, d.id); err != nil {
-			return 0, false, err
+		// Whoever deletes the row fires it: another node that read it too
+		// waits for this delete's commit and then deletes nothing.
+		if mine, err := tx.claim(`DELETE FROM pending WHERE id = ?`, d.id); err != nil || !mine {
+			if err != nil {
+				return 0, false, err
+			}
+			continue
 		}
 		if d.validUntil <= ms(tx.now) {
 			continue // the server was away for the whole of its life
@@ -115,6 +120,16 @@ type pendingAccess struct {
 	senderExists bool // the sender still exists (always, for the system)
 	senderAdmin  bool // and is an administrator
 	tokenExists  bool // the token it was sent with was not revoked, or there was none
+}
+
+// claim runs a DELETE of one due row and reports whether it deleted it.
+func (tx *Tx) claim(query string, args ...any) (bool, error) {
+	res, err := tx.exec(query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // mayStillReceive checks, when a scheduled message fires, that its sender

@@ -75,6 +75,11 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { db.RunScheduler(bg) })
 	wg.Go(func() { db.RunJanitor(bg, janitorInterval) })
+	if db.Postgres() {
+		// Other nodes' commits wake this node's clients.
+		l := &sqlstore.Listener{URL: c.DB, Node: db.Node, Notifier: h, Resync: h.WakeAll, Scheduled: db.ScheduleChanged, Logger: logger}
+		wg.Go(func() { l.Run(bg) })
+	}
 	if demo != nil && c.DemoEvery > 0 {
 		wg.Go(func() { runDemoActivity(bg, db, demo.project, demo.carol, c.DemoEvery, logger) })
 	}
