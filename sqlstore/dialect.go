@@ -216,6 +216,12 @@ func (db *DB) translate(err error) error {
 		}
 		return err
 	}
+	// A server that refuses a connection, for whatever reason it gives (it
+	// starts, it is full, the database takes no connections), is away.
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {

@@ -469,7 +469,7 @@ func TestNodesSurviveTheDatabaseGoingAway(t *testing.T) {
 				acked = append(acked, text)
 				mu.Unlock()
 			} else if resp.StatusCode != 503 {
-				t.Errorf("publish while the database comes and goes: %d", resp.StatusCode)
+				t.Errorf("publish while the database comes and goes: %d\n%s", resp.StatusCode, a.logs)
 			}
 			time.Sleep(5 * time.Millisecond) // a steady stream, not a flood
 		}
