@@ -75,7 +75,9 @@ func MustOpenServer(tb testing.TB, opts ...Option) *TestServer {
 	for _, o := range opts {
 		o(s)
 	}
-	s.DB.Path = filepath.Join(s.Dir, "tidings.db")
+	if s.DB.Path == "" {
+		s.DB.Path = filepath.Join(s.Dir, "tidings.db")
+	}
 	s.DB.Notifier = s.Hub
 	s.DB.Logger = slog.New(slog.DiscardHandler)
 	if err := s.DB.Open(); err != nil {

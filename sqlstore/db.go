@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidings/tidings"
@@ -78,6 +79,7 @@ type DB struct {
 	Node string
 
 	dialect *dialect
+	sent    atomic.Int64 // statements sent to PostgreSQL
 	writer  *sql.DB
 	reader  *sql.DB
 	epoch   uint64
@@ -125,6 +127,10 @@ func (db *DB) ScheduleChanged() {
 	}
 }
 
+// Statements counts the statements the store sent to PostgreSQL; SQLite's
+// are not counted (they never leave the process).
+func (db *DB) Statements() int64 { return db.sent.Load() }
+
 // Postgres reports whether the store is on PostgreSQL, where other nodes
 // may share the database.
 func (db *DB) Postgres() bool { return db.dialect == postgresDialect }
@@ -136,7 +142,7 @@ func (db *DB) Open() error {
 	}
 	db.dialect = dialectOf(db.Path)
 	var err error
-	if db.writer, db.reader, err = db.dialect.open(db.Path); err != nil {
+	if db.writer, db.reader, err = db.dialect.open(db.Path, &db.sent); err != nil {
 		return err
 	}
 	db.writer.SetMaxOpenConns(1)

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -34,8 +35,10 @@ type dialect struct {
 	// numbered: the database wants $1, $2, … instead of ?.
 	numbered bool
 
-	// open returns the writer's pool (one connection) and the readers'.
-	open func(source string) (writer, reader *sql.DB, err error)
+	// open returns the writer's pool (one connection) and the readers';
+	// statements sent to the database are counted in sent, where the
+	// driver can tell.
+	open func(source string, sent *atomic.Int64) (writer, reader *sql.DB, err error)
 
 	// lockMigrations, if set, runs first in every migration transaction,
 	// so that nodes starting at once migrate one after the other.
@@ -105,7 +108,7 @@ func Redact(source string) string {
 	return u.Redacted()
 }
 
-func openSQLite(path string) (writer, reader *sql.DB, err error) {
+func openSQLite(path string, _ *atomic.Int64) (writer, reader *sql.DB, err error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, nil, fmt.Errorf("create database directory: %w", err)
@@ -122,18 +125,32 @@ func openSQLite(path string) (writer, reader *sql.DB, err error) {
 	return writer, reader, nil
 }
 
-func openPostgres(source string) (writer, reader *sql.DB, err error) {
+func openPostgres(source string, sent *atomic.Int64) (writer, reader *sql.DB, err error) {
 	cfg, err := pgx.ParseConfig(source)
 	if err != nil {
 		// pgx's message may quote the URL, password and all.
 		return nil, nil, fmt.Errorf("the database URL %s does not parse", Redact(source))
 	}
+	cfg.Tracer = statementCounter{sent}
 	rcfg := cfg.Copy()
 	// The readers' counterpart of SQLite's query_only: a read that tried
 	// to write would fail rather than write outside the writer.
 	rcfg.RuntimeParams["default_transaction_read_only"] = "on"
 	return stdlib.OpenDB(*cfg), stdlib.OpenDB(*rcfg), nil
 }
+
+// statementCounter counts the statements pgx sends, prepared or not: what
+// an idle client costs the database is measured by it.
+type statementCounter struct{ n *atomic.Int64 }
+
+func (c statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	if c.n != nil {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // readers is the size of the readers' pool.
 func readers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
