@@ -4,13 +4,21 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/tidings/tidings"
+	"github.com/tidings/tidings/sqlstore"
 )
 
 // WithPostgres keeps the server's data in a fresh database on the server
@@ -52,16 +60,34 @@ func WithPostgres(tb testing.TB) Option {
 // A held poll costs the database nothing while it waits: with 1,000 polls
 // held, not one statement reaches PostgreSQL until a message commits.
 func TestIdlePollsSendNoStatementsToPostgres(t *testing.T) {
-	s := MustOpenServer(t, WithPostgres(t))
+	reads := &countedMessages{}
+	s := MustOpenServer(t, WithPostgres(t), func(s *TestServer) {
+		reads.MessageService = s.DB
+		s.messages = reads
+	})
 	_, alice := s.MustCreateUser(t, "alice", true)
 	bob, bobToken := s.MustCreateUser(t, "bob", false)
 	start := s.MustPoll(t, bobToken, "timeout=0").Cursor
 	const polls = 1000
+	s.PollTimeout = 10 * time.Minute // longer than any window measured
 	answers := make([]<-chan heldPoll, polls)
 	for i := range answers {
-		answers[i] = holdPoll(t, s, "Authorization", "Bearer "+bobToken, start)
+		got := make(chan heldPoll, 1)
+		req := s.NewRequest(t, "GET", "/api/v1/poll?timeout=600&since="+start, bobToken, nil)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				got <- heldPoll{status: -1, body: []byte(err.Error())}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			got <- heldPoll{resp.StatusCode, b}
+		}()
+		answers[i] = got
 	}
-	waitFor(t, "1,000 held polls", func() bool { return s.Hub.WaitingFor(bob.ID) == polls })
+	// Held, and done with the one read each makes when it arrives.
+	waitFor(t, "1,000 held polls", func() bool { return s.Hub.WaitingFor(bob.ID) == polls && reads.n.Load() >= polls+1 })
 
 	window := 5 * time.Second
 	if v, err := time.ParseDuration(os.Getenv("TIDINGS_IDLE_WINDOW")); err == nil {
@@ -77,9 +103,95 @@ func TestIdlePollsSendNoStatementsToPostgres(t *testing.T) {
 	before = s.DB.Statements()
 	s.MustPublish(t, alice, map[string]any{"recipients": []string{"bob"}, "text": "wake up"})
 	for i, got := range answers {
-		if r := <-got; r.status != 200 {
+		if r := <-got; r.status != 200 || !strings.Contains(string(r.body), "wake up") {
 			t.Fatalf("poll %d answered %d %s", i, r.status, r.body)
 		}
 	}
 	t.Logf("one publish and %d answers: %s statements", polls, strconv.FormatInt(s.DB.Statements()-before, 10))
+}
+
+// BenchmarkWakeUpAcrossNodes measures, per message, the time from node A's
+// commit (PublishMessage returning) to a poll held on node B having its
+// answer: the NOTIFY, B's LISTEN connection, B's hub, B's read and the HTTP
+// answer. Both nodes are in this process, each with its own store, hub and
+// listener, on one PostgreSQL database.
+func BenchmarkWakeUpAcrossNodes(b *testing.B) {
+	s := MustOpenServer(b, WithPostgres(b)) // node B
+	s.PollTimeout = time.Minute
+	listening := make(chan struct{})
+	var once sync.Once
+	l := &sqlstore.Listener{URL: s.DB.Path, Node: s.DB.Node, Notifier: s.Hub, Resync: s.Hub.WakeAll,
+		Connected: func(c bool) {
+			if c {
+				once.Do(func() { close(listening) })
+			}
+		}, Logger: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.Run(ctx)
+	<-listening
+
+	a := sqlstore.NewDB(s.DB.Path) // node A
+	a.Logger = slog.New(slog.DiscardHandler)
+	if err := a.Open(); err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	sys := tidings.NewSystemContext(context.Background())
+	publisher := &tidings.User{Login: "publisher", Name: "Publisher", Email: "p@example.org", Role: tidings.RoleAdmin}
+	if err := a.CreateUser(sys, publisher, "password1"); err != nil {
+		b.Fatal(err)
+	}
+	target, token := s.MustCreateUser(b, "bob", false)
+	pubCtx := tidings.NewContextWithAuth(context.Background(), &tidings.Auth{User: publisher, Session: &tidings.Session{}})
+	pub := &tidings.Publication{Recipients: []string{"bob"}, Text: "from node A"}
+	cursor := s.MustPoll(b, token, "timeout=0").Cursor
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer client.CloseIdleConnections()
+	wake := make([]time.Duration, 0, b.N)
+
+	b.ResetTimer()
+	for range b.N {
+		answered := make(chan time.Time, 1)
+		var p wirePoll
+		go func() {
+			req, _ := http.NewRequest("GET", s.URL()+"/api/v1/poll?timeout=60&since="+cursor, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				answered <- time.Now()
+				return
+			}
+			decodeBody(resp, &p)
+			resp.Body.Close()
+			answered <- time.Now()
+		}()
+		for s.Hub.WaitingFor(target.ID) == 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+		if _, err := a.PublishMessage(pubCtx, pub); err != nil {
+			b.Fatal(err)
+		}
+		committed := time.Now()
+		end := <-answered
+		if len(p.Messages) != 1 {
+			b.Fatalf("the poll on B answered %d messages", len(p.Messages))
+		}
+		cursor = p.Cursor
+		wake = append(wake, end.Sub(committed))
+	}
+	b.StopTimer()
+	report(b, "commit-on-A-to-answer-on-B", wake)
+}
+
+// countedMessages counts the reads of the message store.
+type countedMessages struct {
+	tidings.MessageService
+	n atomic.Int64
+}
+
+func (c *countedMessages) FindMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
+	defer c.n.Add(1)
+	return c.MessageService.FindMessages(ctx, userID, since, limit)
 }

@@ -1,9 +1,11 @@
 package sqlstore_test
 
 import (
+	"sync/atomic"
 	"testing"
 
 	"github.com/tidings/tidings"
+	"github.com/tidings/tidings/sqlstore"
 )
 
 // BenchmarkPublishDurable measures durable publishes per second: each
@@ -27,6 +29,9 @@ func benchmarkPublishDurable(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+	if db.Postgres() {
+		b.ReportMetric(float64(db.Statements())/float64(b.N), "statements/publish")
+	}
 }
 
 // BenchmarkPublishDurableSerial is one publisher waiting for each commit:
@@ -44,4 +49,34 @@ func benchmarkPublishDurableSerial(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+}
+
+// BenchmarkPublishDurableTwoNodes is BenchmarkPublishDurable with the
+// publishers split over two nodes (two stores, each with its own writer) on
+// one PostgreSQL database, each publish going to the same two users, so
+// that the nodes' group commits contend for the same inbox rows. It reports
+// the writer transactions each message cost.
+func BenchmarkPublishDurableTwoNodes(b *testing.B) {
+	postgresOnly(b)
+	source := freshSource(b)
+	nodes := []*sqlstore.DB{mustOpen(b, source), mustOpen(b, source)}
+	ctx := as(MustCreateUser(b, nodes[0], "alice", true))
+	MustCreateUser(b, nodes[0], "bob", false)
+	MustCreateUser(b, nodes[1], "carol", false)
+	var next atomic.Int64
+	sent := nodes[0].Statements() + nodes[1].Statements()
+	b.SetParallelism(32) // 64 publishers on 2 cores, 32 per node
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		node := nodes[next.Add(1)%2]
+		for pb.Next() {
+			if _, err := node.PublishMessage(ctx, &tidings.Publication{Recipients: []string{"bob", "carol"}, Text: "benchmark message"}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+	b.ReportMetric(float64(nodes[0].Statements()+nodes[1].Statements()-sent)/float64(b.N), "statements/publish")
 }
