@@ -151,3 +151,50 @@ func TestListenerHearsOtherNodesAndResyncsAfterADrop(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// BenchmarkNotify measures how many NOTIFYs a second PostgreSQL carries from
+// committing transactions on several connections to one listening one:
+// the ceiling of cross-node wake-ups, one per committed batch.
+func BenchmarkNotify(b *testing.B) {
+	url := os.Getenv("TIDINGS_TEST_POSTGRES")
+	if url == "" {
+		b.Skip("TIDINGS_TEST_POSTGRES names no PostgreSQL server")
+	}
+	ctx := context.Background()
+	listener, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN tidings_bench"); err != nil {
+		b.Fatal(err)
+	}
+	payload := notifyPayloads("bench", []int64{1, 2, 3, 4, 5, 6, 7, 8}, nil, false)[0]
+	const senders = 8
+	conns := make([]*pgx.Conn, senders)
+	for i := range conns {
+		if conns[i], err = pgx.Connect(ctx, url); err != nil {
+			b.Fatal(err)
+		}
+		defer conns[i].Close(ctx)
+	}
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			for n := i; n < b.N; n += senders {
+				if _, err := c.Exec(ctx, "SELECT pg_notify('tidings_bench', $1)", payload); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for range b.N {
+		if _, err := listener.WaitForNotification(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "notifies/s")
+}
