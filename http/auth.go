@@ -106,6 +106,13 @@ func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	user, session, err := s.AuthService.Login(ctx, login, password)
 	if err != nil {
 		failed = tidings.ErrorCode(err) == tidings.EUNAUTHORIZED
+		if failed && s.TellLoginFailure != nil {
+			// The other nodes count it too; a failure to tell them is no
+			// reason to answer differently.
+			if err := s.TellLoginFailure(ctx, loginFailureKey(client, login)); err != nil {
+				s.Logger.Debug("tell the other nodes of a failed login", "err", err)
+			}
+		}
 		return nil, err
 	}
 	s.setSessionCookie(w, r, session.Secret, session.ExpiresAt)

@@ -66,6 +66,10 @@ type Server struct {
 	// means unlimited.
 	UserPublishRate float64
 
+	// TellLoginFailure, if set, tells the other nodes of a failed login
+	// ("address~login"), which count it through LoginFailedElsewhere.
+	TellLoginFailure func(ctx context.Context, key string) error
+
 	// TLSConfig, if set, makes the server speak HTTPS with its certificates.
 	TLSConfig *tls.Config
 

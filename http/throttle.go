@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -429,4 +430,79 @@ func setRetryAfter(w http.ResponseWriter, err error) {
 	}
 	secs := int64(math.Ceil(e.after.Seconds()))
 	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+}
+
+// failedElsewhere counts a failed login that another node saw, as if it
+// had failed here: with several nodes, the limits hold for all of them
+// together.
+func (t *loginThrottle) failedElsewhere(addr netip.Addr, login string) {
+	now := t.clock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.addrs[addr]
+	if a == nil {
+		if a = t.addAddr(addr, now); a == nil {
+			return
+		}
+	}
+	a.failures.add(now, addrFailureLimit)
+	a.lastFailure = now
+	if tidings.ValidateLogin(login) != nil {
+		return
+	}
+	l := t.logins[login]
+	if l == nil {
+		if l = t.addLogin(login, now); l == nil {
+			return
+		}
+	}
+	l.failures.add(now, loginFailureLimit)
+	l.last = max(l.last, now)
+}
+
+// publishedElsewhere takes from a user's bucket what they published on
+// another node.
+func (p *publishLimiter) publishedElsewhere(userID int64) {
+	if p.rate <= 0 {
+		return
+	}
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lim := p.users[userID]
+	if lim == nil {
+		lim = rate.NewLimiter(p.rate, userPublishBurst)
+		p.users[userID] = lim
+	}
+	lim.ReserveN(now, 1) // taken, even into debt: it was published
+}
+
+// loginFailureKey is how a failed login travels to the other nodes.
+func loginFailureKey(addr netip.Addr, login string) string { return addr.String() + "~" + login }
+
+// LoginFailedElsewhere counts failed logins that other nodes saw, given as
+// "address~login".
+func (s *Server) LoginFailedElsewhere(keys ...string) {
+	if s.logins == nil {
+		return
+	}
+	for _, k := range keys {
+		a, login, ok := strings.Cut(k, "~")
+		addr, err := netip.ParseAddr(a)
+		if !ok || err != nil {
+			continue
+		}
+		s.logins.failedElsewhere(throttleKey(addr), login)
+	}
+}
+
+// PublishedElsewhere counts, against the publish limit, what plain users
+// published on other nodes.
+func (s *Server) PublishedElsewhere(userIDs ...int64) {
+	if s.publishes == nil {
+		return
+	}
+	for _, id := range userIDs {
+		s.publishes.publishedElsewhere(id)
+	}
 }

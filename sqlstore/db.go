@@ -118,6 +118,19 @@ func newNodeName() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// TellLoginFailure tells the other nodes of a failed login, keyed
+// "address~login", so that every node's login throttle counts it. On SQLite
+// there are no other nodes.
+func (db *DB) TellLoginFailure(ctx context.Context, key string) error {
+	if !db.dialect.notifies {
+		return nil
+	}
+	return db.write(ctx, func(tx *Tx) error {
+		tx.failures = append(tx.failures, key)
+		return nil
+	})
+}
+
 // ScheduleChanged tells the scheduler that what is due next may have
 // changed: another node scheduled something.
 func (db *DB) ScheduleChanged() {
@@ -409,6 +422,8 @@ type Tx struct {
 	now time.Time
 
 	ended      []int64
+	published  []int64  // plain users who published, for the nodes' publish limits
+	failures   []string // failed logins to tell the other nodes of
 	scheduled  bool
 	deliveries []delivery // numbered when the batch commits
 	batch      *batchStmts
@@ -603,7 +618,8 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 	}
 	now := db.Now().UTC().Truncate(time.Millisecond)
 	single := len(batch) == 1
-	var notify, ended []int64
+	var notify, ended, published []int64
+	var failures []string
 	var deliveries []delivery
 	scheduled := false
 	ran := 0
@@ -639,6 +655,8 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 		}
 		ran++
 		ended = append(ended, tx.ended...)
+		published = append(published, tx.published...)
+		failures = append(failures, tx.failures...)
 		deliveries = append(deliveries, tx.deliveries...)
 		scheduled = scheduled || tx.scheduled
 	}
@@ -656,7 +674,8 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 	}
 	if db.dialect.notifies {
 		// Delivered by PostgreSQL at the commit, and only if it commits.
-		for _, p := range notifyPayloads(db.Node, notify, ended, scheduled) {
+		n := notice{node: db.Node, wake: notify, ended: ended, scheduled: scheduled, published: published, failures: failures}
+		for _, p := range n.payloads() {
 			if _, err := sqlTx.ExecContext(ctx, db.dialect.rebind(`SELECT pg_notify(?, ?)`), NotifyChannel, p); err != nil {
 				return stop(sqlTx, err)
 			}

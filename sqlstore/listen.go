@@ -27,23 +27,30 @@ const NotifyChannel = "tidings"
 // payload.
 const maxNotifyPayload = 7900
 
-// notifyPayloads encodes the users to wake and those whose credentials ended,
-// each list without repeats, as "m1,2,3" and "a4,5", and "s" when something
-// was scheduled, joined by "|" after the sending node's "n<node>", split into
-// as many payloads as the size limit needs. Nothing to say is no payload.
-func notifyPayloads(node string, wake, ended []int64, scheduled bool) []string {
+// notice is what one committed transaction tells the other nodes.
+type notice struct {
+	node      string   // the sending node, so that it skips its own
+	wake      []int64  // users with new messages
+	ended     []int64  // users some of whose credentials ended
+	scheduled bool     // something was scheduled: look at what is due next
+	published []int64  // plain users who published, for the nodes' publish limits
+	failures  []string // failed logins, "address~login", for the nodes' login throttles
+}
+
+// payloads encodes the notice as "n<node>" followed by "|a4,5" (ended
+// credentials, first, as on one node), "|m1,2,3" (wake-ups), "|p7"
+// (publishers), "|faddr~login;addr~login" (failed logins) and "|s"
+// (scheduled), each list without repeats, split into as many payloads as
+// the size limit needs. Nothing to say is no payload.
+func (n notice) payloads() []string {
 	var out []string
 	var b strings.Builder
-	start := func() { b.WriteString("n" + node) }
+	start := func() { b.WriteString("n" + n.node) }
 	start()
-	add := func(kind byte, ids []int64) {
-		ids = slices.Clone(ids)
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
+	add := func(kind byte, items []string, sep byte) {
 		first := true
-		for _, id := range ids {
-			n := strconv.FormatInt(id, 10)
-			if b.Len()+len(n)+3 > maxNotifyPayload {
+		for _, item := range items {
+			if b.Len()+len(item)+3 > maxNotifyPayload {
 				out = append(out, b.String())
 				b.Reset()
 				start()
@@ -54,14 +61,26 @@ func notifyPayloads(node string, wake, ended []int64, scheduled bool) []string {
 				b.WriteByte(kind)
 				first = false
 			} else {
-				b.WriteByte(',')
+				b.WriteByte(sep)
 			}
-			b.WriteString(n)
+			b.WriteString(item)
 		}
 	}
-	add('a', ended) // ended credentials first, as on one node
-	add('m', wake)
-	if scheduled {
+	ids := func(list []int64) []string {
+		list = slices.Clone(list)
+		slices.Sort(list)
+		list = slices.Compact(list)
+		out := make([]string, len(list))
+		for i, id := range list {
+			out[i] = strconv.FormatInt(id, 10)
+		}
+		return out
+	}
+	add('a', ids(n.ended), ',')
+	add('m', ids(n.wake), ',')
+	add('p', ids(n.published), ',')
+	add('f', n.failures, ';')
+	if n.scheduled {
 		b.WriteString("|s")
 	}
 	if strings.Contains(b.String(), "|") {
@@ -70,12 +89,18 @@ func notifyPayloads(node string, wake, ended []int64, scheduled bool) []string {
 	return out
 }
 
-// parseNotifyPayload decodes a payload of notifyPayloads. Anything it does
-// not understand is skipped: a newer node may say more.
-func parseNotifyPayload(payload string) (node string, wake, ended []int64, scheduled bool) {
+// notifyPayloads encodes the ids of a commit; see notice.payloads.
+func notifyPayloads(node string, wake, ended []int64, scheduled bool) []string {
+	return notice{node: node, wake: wake, ended: ended, scheduled: scheduled}.payloads()
+}
+
+// parseNotice decodes a payload of notice.payloads. Anything it does not
+// understand is skipped: a newer node may say more.
+func parseNotice(payload string) notice {
+	var n notice
 	for part := range strings.SplitSeq(payload, "|") {
 		if part == "s" {
-			scheduled = true
+			n.scheduled = true
 			continue
 		}
 		if len(part) < 2 {
@@ -84,12 +109,21 @@ func parseNotifyPayload(payload string) (node string, wake, ended []int64, sched
 		var dst *[]int64
 		switch part[0] {
 		case 'n':
-			node = part[1:]
+			n.node = part[1:]
+			continue
+		case 'f':
+			for f := range strings.SplitSeq(part[1:], ";") {
+				if f != "" {
+					n.failures = append(n.failures, f)
+				}
+			}
 			continue
 		case 'm':
-			dst = &wake
+			dst = &n.wake
 		case 'a':
-			dst = &ended
+			dst = &n.ended
+		case 'p':
+			dst = &n.published
 		default:
 			continue
 		}
@@ -99,7 +133,13 @@ func parseNotifyPayload(payload string) (node string, wake, ended []int64, sched
 			}
 		}
 	}
-	return node, wake, ended, scheduled
+	return n
+}
+
+// parseNotifyPayload decodes the ids of a payload; see parseNotice.
+func parseNotifyPayload(payload string) (node string, wake, ended []int64, scheduled bool) {
+	n := parseNotice(payload)
+	return n.node, n.wake, n.ended, n.scheduled
 }
 
 // Listener keeps a node's LISTEN connection and hands what it hears to the
@@ -123,6 +163,12 @@ type Listener struct {
 	// Scheduled, if set, is called when another node scheduled a message
 	// or reminder: the local scheduler looks at what is due next.
 	Scheduled func()
+
+	// Published and LoginFailed, if set, are told what counts against the
+	// publish limits and the login throttles of every node: plain users who
+	// published, and failed logins as "address~login".
+	Published   func(userIDs ...int64)
+	LoginFailed func(keys ...string)
 
 	// Connected, if set, is told whether the connection listens; for
 	// health reporting and tests.
@@ -193,18 +239,24 @@ func (l *Listener) listen(ctx context.Context) error {
 		if n.Channel != NotifyChannel || l.Notifier == nil {
 			continue
 		}
-		node, wake, ended, scheduled := parseNotifyPayload(n.Payload)
-		if node == l.Node && l.Node != "" {
+		got := parseNotice(n.Payload)
+		if got.node == l.Node && l.Node != "" {
 			continue
 		}
-		if scheduled && l.Scheduled != nil {
+		if len(got.ended) > 0 {
+			l.Notifier.NotifyAccess(got.ended...)
+		}
+		if len(got.wake) > 0 {
+			l.Notifier.Notify(got.wake...)
+		}
+		if got.scheduled && l.Scheduled != nil {
 			l.Scheduled()
 		}
-		if len(ended) > 0 {
-			l.Notifier.NotifyAccess(ended...)
+		if len(got.published) > 0 && l.Published != nil {
+			l.Published(got.published...)
 		}
-		if len(wake) > 0 {
-			l.Notifier.Notify(wake...)
+		if len(got.failures) > 0 && l.LoginFailed != nil {
+			l.LoginFailed(got.failures...)
 		}
 	}
 }

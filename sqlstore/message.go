@@ -460,6 +460,10 @@ func (db *DB) PublishMessage(ctx context.Context, pub *tidings.Publication) (*ti
 			}
 			tx.scheduled = true
 		}
+		if !anyone {
+			// Counts against the publish limit on every node.
+			tx.published = append(tx.published, actor.ID)
+		}
 		res = &tidings.PublishResult{Event: ev.ID, Recipients: stored, ValidFrom: pub.ValidFrom, ValidUntil: validUntil}
 		return nil
 	})

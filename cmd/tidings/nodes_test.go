@@ -518,3 +518,57 @@ func TestNodesSurviveTheDatabaseGoingAway(t *testing.T) {
 		}
 	}
 }
+
+// The login throttle and the publish limit hold for the nodes together: a
+// client that spreads its attempts over two nodes gets no more than from one.
+func TestNodesShareTheLimits(t *testing.T) {
+	db := freshDatabase(t)
+	tokens := nodesOffice(t, db, "bob", "carol")
+	a, b := startNode(t, db), startNode(t, db)
+	login := func(n *node, password string) int {
+		resp, err := http.Post(n.url+"/api/v1/login", "application/json", strings.NewReader(`{"login":"carol","password":"`+password+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 10 {
+		if got := login(a, "wrong-password"); got != 401 {
+			t.Fatalf("wrong password %d on A: %d", i+1, got)
+		}
+	}
+	lets := 0 // wrong passwords B still checks after A's ten
+	for got := login(b, "wrong-password"); got != 429; got = login(b, "wrong-password") {
+		lets++
+		if got != 401 || lets > 2 {
+			t.Fatalf("after 10 failures on A, node B checked %d more wrong passwords (last %d)", lets, got)
+		}
+	}
+
+	// bob, a plain user, publishes his burst of 20 on A; B refuses more.
+	var project struct{ ID int64 }
+	call(t, "POST", a.url+"/api/v1/projects", tokens["bob"], map[string]any{"name": "Shared"}, 201, &project)
+	call(t, "PUT", fmt.Sprintf("%s/api/v1/projects/%d/members/carol", a.url, project.ID), tokens["bob"], map[string]any{"role": "member"}, 200, nil)
+	publish := func(n *node) int {
+		body := strings.NewReader(`{"recipients":["carol"],"text":"hello"}`)
+		req, _ := http.NewRequest("POST", n.url+"/api/v1/messages", body)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tokens["bob"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for publish(a) == 202 {
+	}
+	more := 0 // what B still accepts once A refuses
+	for got := publish(b); got != 429; got = publish(b) {
+		more++
+		if got != 202 || more > 3 {
+			t.Fatalf("once A refused bob's publishes, B accepted %d more (last %d)", more, got)
+		}
+	}
+}

@@ -75,11 +75,6 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { db.RunScheduler(bg) })
 	wg.Go(func() { db.RunJanitor(bg, janitorInterval) })
-	if db.Postgres() {
-		// Other nodes' commits wake this node's clients.
-		l := &sqlstore.Listener{URL: c.DB, Node: db.Node, Notifier: h, Resync: h.WakeAll, Scheduled: db.ScheduleChanged, Logger: logger}
-		wg.Go(func() { l.Run(bg) })
-	}
 	if demo != nil && c.DemoEvery > 0 {
 		wg.Go(func() { runDemoActivity(bg, db, demo.project, demo.carol, c.DemoEvery, logger) })
 	}
@@ -103,8 +98,18 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	srv.AppointmentService = db
 	srv.Hub = h
 	srv.Ping = db.Ping
+	if db.Postgres() {
+		srv.TellLoginFailure = db.TellLoginFailure
+	}
 	if err := srv.Open(); err != nil {
 		return fmt.Errorf("--addr %s: %w", c.Addr, err)
+	}
+	if db.Postgres() {
+		// Other nodes' commits wake this node's clients, and count against
+		// its limits.
+		l := &sqlstore.Listener{URL: c.DB, Node: db.Node, Notifier: h, Resync: h.WakeAll, Scheduled: db.ScheduleChanged,
+			Published: srv.PublishedElsewhere, LoginFailed: srv.LoginFailedElsewhere, Logger: logger}
+		wg.Go(func() { l.Run(bg) })
 	}
 	logger.Info("tidings is listening", "addr", srv.ListenAddr(), "url", srv.URL(), "db", sqlstore.Redact(c.DB))
 	if demo != nil {
