@@ -241,14 +241,23 @@ func TestCopyKeepsEverythingAndCursors(t *testing.T) {
 		}
 		sameJSON(t, what, g, w)
 	}
-	both("users", func(db *sqlstore.DB) (any, error) { l, _, err := db.FindUsers(sys, tidings.UserFilter{}); return l, err })
+	both("users", func(db *sqlstore.DB) (any, error) {
+		l, _, err := db.FindUsers(sys, tidings.UserFilter{})
+		return l, err
+	})
 	both("tokens", func(db *sqlstore.DB) (any, error) { return db.FindTokens(sys) })
 	both("bob's projects", func(db *sqlstore.DB) (any, error) {
 		l, _, err := db.FindProjects(as(o.bob), tidings.ProjectFilter{})
 		return l, err
 	})
-	both("todos", func(db *sqlstore.DB) (any, error) { l, _, err := db.FindTodos(as(o.bob), tidings.TodoFilter{}); return l, err })
-	both("notes", func(db *sqlstore.DB) (any, error) { l, _, err := db.FindNotes(as(o.bob), tidings.NoteFilter{}); return l, err })
+	both("todos", func(db *sqlstore.DB) (any, error) {
+		l, _, err := db.FindTodos(as(o.bob), tidings.TodoFilter{})
+		return l, err
+	})
+	both("notes", func(db *sqlstore.DB) (any, error) {
+		l, _, err := db.FindNotes(as(o.bob), tidings.NoteFilter{})
+		return l, err
+	})
 	both("appointments", func(db *sqlstore.DB) (any, error) {
 		l, _, err := db.FindAppointments(as(o.bob), tidings.AppointmentFilter{})
 		return l, err
