@@ -20,6 +20,7 @@ Usage:
   tidings user add --login L --name N --email E [--admin]   (password on stdin)
   tidings token create --user L [--scope publish] [--name N]
   tidings publish [--to a,b] [--project ID] [--urgent] [--ttl D] [--valid-from T] "text"
+  tidings copy --from SQLITE_PATH --to postgres://…   copy everything into an empty PostgreSQL database
 
 Run "tidings <command> --help" for the flags of a command. Every flag is also
 an environment variable: --poll-timeout is TIDINGS_POLL_TIMEOUT.
@@ -96,6 +97,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runTokenCreate(ctx, args[2:])
 	case "publish":
 		return m.runPublish(ctx, args[1:])
+	case "copy":
+		return m.runCopy(ctx, args[1:])
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(m.Stdout, usage)
 		return errHelp
