@@ -110,13 +110,12 @@ func TestIdlePollsSendNoStatementsToPostgres(t *testing.T) {
 	t.Logf("one publish and %d answers: %s statements", polls, strconv.FormatInt(s.DB.Statements()-before, 10))
 }
 
-// BenchmarkWakeUpAcrossNodes measures, per message, the time from node A's
-// commit (PublishMessage returning) to a poll held on node B having its
-// answer: the NOTIFY, B's LISTEN connection, B's hub, B's read and the HTTP
-// answer. Both nodes are in this process, each with its own store, hub and
-// listener, on one PostgreSQL database.
-func BenchmarkWakeUpAcrossNodes(b *testing.B) {
-	s := MustOpenServer(b, WithPostgres(b)) // node B
+// twoNodes is a server (node B) on a fresh PostgreSQL database, listening
+// for other nodes' commits, and a second store on the same database (node
+// A) with an admin to publish as.
+func twoNodes(tb testing.TB) (*TestServer, *sqlstore.DB, *tidings.User) {
+	tb.Helper()
+	s := MustOpenServer(tb, WithPostgres(tb))
 	s.PollTimeout = time.Minute
 	listening := make(chan struct{})
 	var once sync.Once
@@ -127,21 +126,52 @@ func BenchmarkWakeUpAcrossNodes(b *testing.B) {
 			}
 		}, Logger: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go l.Run(ctx)
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done })
 	<-listening
 
-	a := sqlstore.NewDB(s.DB.Path) // node A
+	a := sqlstore.NewDB(s.DB.Path)
 	a.Logger = slog.New(slog.DiscardHandler)
 	if err := a.Open(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer a.Close()
-	sys := tidings.NewSystemContext(context.Background())
+	tb.Cleanup(func() { a.Close() })
 	publisher := &tidings.User{Login: "publisher", Name: "Publisher", Email: "p@example.org", Role: tidings.RoleAdmin}
-	if err := a.CreateUser(sys, publisher, "password1"); err != nil {
-		b.Fatal(err)
+	if err := a.CreateUser(tidings.NewSystemContext(context.Background()), publisher, "password1"); err != nil {
+		tb.Fatal(err)
 	}
+	return s, a, publisher
+}
+
+// A poll held on node B is answered by a message committed on node A.
+func TestPollHeldOnOneNodeIsWokenByAnother(t *testing.T) {
+	s, a, publisher := twoNodes(t)
+	bob, token := s.MustCreateUser(t, "bob", false)
+	start := s.MustPoll(t, token, "timeout=0").Cursor
+	poll := holdPoll(t, s, "Authorization", "Bearer "+token, start)
+	waitFor(t, "bob's poll to be held on B", func() bool { return s.Hub.WaitingFor(bob.ID) == 1 })
+	as := tidings.NewContextWithAuth(context.Background(), &tidings.Auth{User: publisher, Session: &tidings.Session{}})
+	if _, err := a.PublishMessage(as, &tidings.Publication{Recipients: []string{"bob"}, Text: "from node A"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-poll:
+		if got.status != 200 || !strings.Contains(string(got.body), "from node A") {
+			t.Fatalf("the poll on B answered %d %s", got.status, got.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a commit on A did not wake the poll held on B")
+	}
+}
+
+// BenchmarkWakeUpAcrossNodes measures, per message, the time from node A's
+// commit (PublishMessage returning) to a poll held on node B having its
+// answer: the NOTIFY, B's LISTEN connection, B's hub, B's read and the HTTP
+// answer. Both nodes are in this process, each with its own store, hub and
+// listener, on one PostgreSQL database.
+func BenchmarkWakeUpAcrossNodes(b *testing.B) {
+	s, a, publisher := twoNodes(b)
 	target, token := s.MustCreateUser(b, "bob", false)
 	pubCtx := tidings.NewContextWithAuth(context.Background(), &tidings.Auth{User: publisher, Session: &tidings.Session{}})
 	pub := &tidings.Publication{Recipients: []string{"bob"}, Text: "from node A"}
