@@ -75,7 +75,13 @@ type heldPoll struct {
 
 func holdPoll(tb testing.TB, s *TestServer, name, value, since string) <-chan heldPoll {
 	tb.Helper()
-	req := s.NewRequest(tb, "GET", "/api/v1/poll?timeout=20&since="+since, "", nil)
+	return holdPollFor(tb, s, name, value, since, "20")
+}
+
+// holdPollFor is holdPoll with a timeout in seconds.
+func holdPollFor(tb testing.TB, s *TestServer, name, value, since, timeout string) <-chan heldPoll {
+	tb.Helper()
+	req := s.NewRequest(tb, "GET", "/api/v1/poll?timeout="+timeout+"&since="+since, "", nil)
 	req.Header.Set(name, value)
 	got := make(chan heldPoll, 1)
 	go func() {

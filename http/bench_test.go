@@ -74,33 +74,14 @@ func benchmarkWakeUp(b *testing.B, waiting int) {
 
 	b.ResetTimer()
 	for range b.N {
-		answered := make(chan time.Time, 1)
-		var p wirePoll
-		go func() {
-			req, _ := http.NewRequest("GET", s.URL()+"/api/v1/poll?timeout=60&since="+cursor, nil)
-			req.Header.Set("Authorization", "Bearer "+tokens[0])
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
-				answered <- time.Now()
-				return
-			}
-			decodeBody(resp, &p)
-			resp.Body.Close()
-			answered <- time.Now()
-		}()
-		for s.Hub.WaitingFor(target.ID) == 0 {
-			time.Sleep(20 * time.Microsecond)
-		}
 		start := time.Now()
-		if _, err := s.DB.PublishMessage(pubCtx, pub); err != nil {
-			b.Fatal(err)
-		}
-		committed := time.Now()
-		end := <-answered
-		if len(p.Messages) != 1 {
-			b.Fatalf("poll answered %d messages", len(p.Messages))
-		}
+		var committed time.Time
+		p, end := pollWokenBy(b, s, client, tokens[0], target.ID, cursor, func() {
+			if _, err := s.DB.PublishMessage(pubCtx, pub); err != nil {
+				b.Fatal(err)
+			}
+			committed = time.Now()
+		})
 		cursor = p.Cursor
 		total = append(total, end.Sub(start))
 		wake = append(wake, end.Sub(committed))
@@ -108,6 +89,36 @@ func benchmarkWakeUp(b *testing.B, waiting int) {
 	b.StopTimer()
 	report(b, "publish-to-answer", total)
 	report(b, "wake", wake)
+}
+
+// pollWokenBy holds a poll for userID from cursor, runs publish once the
+// poll waits, and returns the answer, which must have one message, and when
+// it arrived.
+func pollWokenBy(b *testing.B, s *TestServer, client *http.Client, token string, userID int64, cursor string, publish func()) (wirePoll, time.Time) {
+	answered := make(chan time.Time, 1)
+	var p wirePoll
+	go func() {
+		req, _ := http.NewRequest("GET", s.URL()+"/api/v1/poll?timeout=60&since="+cursor, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Error(err)
+			answered <- time.Now()
+			return
+		}
+		decodeBody(resp, &p)
+		resp.Body.Close()
+		answered <- time.Now()
+	}()
+	for s.Hub.WaitingFor(userID) == 0 {
+		time.Sleep(20 * time.Microsecond)
+	}
+	publish()
+	end := <-answered
+	if len(p.Messages) != 1 {
+		b.Fatalf("the poll answered %d messages", len(p.Messages))
+	}
+	return p, end
 }
 
 func report(b *testing.B, name string, d []time.Duration) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -72,19 +71,7 @@ func TestIdlePollsSendNoStatementsToPostgres(t *testing.T) {
 	s.PollTimeout = 10 * time.Minute // longer than any window measured
 	answers := make([]<-chan heldPoll, polls)
 	for i := range answers {
-		got := make(chan heldPoll, 1)
-		req := s.NewRequest(t, "GET", "/api/v1/poll?timeout=600&since="+start, bobToken, nil)
-		go func() {
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				got <- heldPoll{status: -1, body: []byte(err.Error())}
-				return
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			got <- heldPoll{resp.StatusCode, b}
-		}()
-		answers[i] = got
+		answers[i] = holdPollFor(t, s, "Authorization", "Bearer "+bobToken, start, "600")
 	}
 	// Held, and done with the one read each makes when it arrives.
 	waitFor(t, "1,000 held polls", func() bool { return s.Hub.WaitingFor(bob.ID) == polls && reads.n.Load() >= polls+1 })
@@ -182,32 +169,13 @@ func BenchmarkWakeUpAcrossNodes(b *testing.B) {
 
 	b.ResetTimer()
 	for range b.N {
-		answered := make(chan time.Time, 1)
-		var p wirePoll
-		go func() {
-			req, _ := http.NewRequest("GET", s.URL()+"/api/v1/poll?timeout=60&since="+cursor, nil)
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
-				answered <- time.Now()
-				return
+		var committed time.Time
+		p, end := pollWokenBy(b, s, client, token, target.ID, cursor, func() {
+			if _, err := a.PublishMessage(pubCtx, pub); err != nil {
+				b.Fatal(err)
 			}
-			decodeBody(resp, &p)
-			resp.Body.Close()
-			answered <- time.Now()
-		}()
-		for s.Hub.WaitingFor(target.ID) == 0 {
-			time.Sleep(20 * time.Microsecond)
-		}
-		if _, err := a.PublishMessage(pubCtx, pub); err != nil {
-			b.Fatal(err)
-		}
-		committed := time.Now()
-		end := <-answered
-		if len(p.Messages) != 1 {
-			b.Fatalf("the poll on B answered %d messages", len(p.Messages))
-		}
+			committed = time.Now()
+		})
 		cursor = p.Cursor
 		wake = append(wake, end.Sub(committed))
 	}
