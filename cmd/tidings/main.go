@@ -19,6 +19,7 @@ Usage:
   tidings serve [--demo] [flags]        run the server
   tidings user add --login L --name N --email E [--admin]   (password on stdin)
   tidings token create --user L [--scope publish] [--name N]
+  tidings bench [--sizes 1000,5000,9000] [--transports poll,sse,ws]   measure a server it starts
   tidings publish [--to a,b] [--project ID] [--urgent] [--ttl D] [--valid-from T] "text"
   tidings copy --from SQLITE_PATH --to postgres://…   copy everything into an empty PostgreSQL database
 
@@ -97,6 +98,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runTokenCreate(ctx, args[2:])
 	case "publish":
 		return m.runPublish(ctx, args[1:])
+	case "bench":
+		return m.runBench(ctx, args[1:])
 	case "copy":
 		return m.runCopy(ctx, args[1:])
 	case "help", "-h", "--help", "-help":

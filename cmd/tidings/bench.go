@@ -1,0 +1,509 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/tidings/tidings"
+	"github.com/tidings/tidings/sqlstore"
+)
+
+// The bench command runs the standard scenarios against a server it starts
+// in a process of its own, on a fresh database, and prints one table: memory per held
+// connection at several sizes, publish→delivered latency with them held,
+// publishes per second at 1, 16 and 64 publishers, and fan-out to many
+// subscribers. It needs no other tool.
+
+type benchConfig struct {
+	sizes     []int
+	transport []string
+	samples   int
+	duration  time.Duration
+	fanout    int
+}
+
+func (m *Main) runBench(ctx context.Context, args []string) error {
+	var c benchConfig
+	fs := flagSet("tidings bench", m.Stderr)
+	sizes := fs.String("sizes", "1000,5000,9000", "held connections to measure at, comma-separated")
+	transports := fs.String("transports", "poll,sse,ws", "transports of the held connections")
+	fs.IntVar(&c.samples, "samples", 200, "publishes per latency measurement")
+	fs.DurationVar(&c.duration, "duration", 3*time.Second, "how long each throughput run lasts")
+	fs.IntVar(&c.fanout, "fanout", 2000, "subscribers of the fan-out scenario")
+	if err := m.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("bench takes no arguments, got %q", fs.Arg(0))
+	}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 15000 {
+			return usagef("--sizes: %q is not a number of connections from 1 to 15000", s)
+		}
+		c.sizes = append(c.sizes, n)
+	}
+	for _, t := range strings.Split(*transports, ",") {
+		if t = strings.TrimSpace(t); t != "poll" && t != "sse" && t != "ws" {
+			return usagef("--transports: %q is not poll, sse or ws", t)
+		}
+		c.transport = append(c.transport, t)
+	}
+	if c.samples < 10 || c.fanout < 1 || c.duration < 100*time.Millisecond {
+		return usagef("--samples must be at least 10, --fanout at least 1, --duration at least 100ms")
+	}
+	b := &bench{out: m.Stdout, cfg: c}
+	return b.run(ctx)
+}
+
+type bench struct {
+	out          io.Writer
+	cfg          benchConfig
+	url          string
+	pid          int
+	publishToken string
+	tokens       map[string]string // user token by login
+	client       *http.Client
+}
+
+var benchListening = regexp.MustCompile(`msg="tidings is listening".* url=(\S+)`)
+
+// start makes a database with the bench's users and serves it from a
+// second process, so that the server's memory is its own.
+func (b *bench) start(ctx context.Context) (stop func(), err error) {
+	dir, err := os.MkdirTemp("", "tidings-bench-")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "tidings.db")
+	db := sqlstore.NewDB(path)
+	if err := db.Open(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	sys := tidings.NewSystemContext(ctx)
+	hash, err := sqlstore.HashPassword("bench-password")
+	if err != nil {
+		return nil, err
+	}
+	b.tokens = map[string]string{}
+	for _, login := range []string{"publisher", "idle", "target", "sink", "fan"} {
+		u := &tidings.User{Login: login, Name: login, Email: login + "@example.org", Role: tidings.RoleUser}
+		if login == "publisher" {
+			u.Role = tidings.RoleAdmin
+		}
+		if err := db.ImportUser(sys, u, hash); err != nil {
+			return nil, err
+		}
+		scope := tidings.ScopeUser
+		if login == "publisher" {
+			scope = tidings.ScopePublish
+		}
+		t := &tidings.Token{UserID: u.ID, Name: "bench", Scopes: []string{scope}}
+		if err := db.CreateToken(sys, t); err != nil {
+			return nil, err
+		}
+		b.tokens[login] = t.Secret
+	}
+	b.publishToken = b.tokens["publisher"]
+	db.Close()
+
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	serveArgs := []string{"serve", "--addr", "127.0.0.1:0", "--db", path, "--poll-timeout", "5m"}
+	cmd := exec.CommandContext(ctx, exe, serveArgs...)
+	if strings.HasSuffix(exe, ".test") {
+		// Run from the tests, the binary is the test binary, which serves
+		// when told to (see TestMain).
+		cmd = exec.CommandContext(ctx, exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "TIDINGS_TEST_NODE=1", "TIDINGS_TEST_NODE_ARGS="+strings.Join(serveArgs, "\x1f"))
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := benchListening.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	stop = func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+		}
+		os.RemoveAll(dir)
+	}
+	select {
+	case b.url = <-found:
+	case <-time.After(30 * time.Second):
+		stop()
+		return nil, fmt.Errorf("the server did not start within 30 s")
+	}
+	b.pid = cmd.Process.Pid
+	return stop, nil
+}
+
+// rss is the server's resident memory in bytes, 0 if it cannot be read.
+func (b *bench) rss() int64 {
+	if b.pid == 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// settled waits until the server's memory stops growing: every connection
+// opened is held by then.
+func (b *bench) settled(ctx context.Context) int64 {
+	last := b.rss()
+	for still := 0; still < 5 && ctx.Err() == nil; {
+		time.Sleep(200 * time.Millisecond)
+		now := b.rss()
+		if now-last < 64<<10 {
+			still++
+		} else {
+			still = 0
+		}
+		last = now
+	}
+	return last
+}
+
+func (b *bench) request(ctx context.Context, method, path, token, body string) (*http.Response, error) {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.url+path, r)
+	if err != nil {
+		return nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	return b.client.Do(req)
+}
+
+type pollAnswer struct {
+	Messages []struct{ Text string } `json:"messages"`
+	Cursor   string                  `json:"cursor"`
+}
+
+func (b *bench) poll(ctx context.Context, login, query string) (pollAnswer, error) {
+	var p pollAnswer
+	resp, err := b.request(ctx, "GET", "/api/v1/poll?"+query, b.tokens[login], "")
+	if err != nil {
+		return p, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return p, fmt.Errorf("poll: %s", resp.Status)
+	}
+	return p, json.NewDecoder(resp.Body).Decode(&p)
+}
+
+func (b *bench) publishTo(ctx context.Context, login, text string) error {
+	body, _ := json.Marshal(map[string]any{"recipients": []string{login}, "text": text})
+	resp, err := b.request(ctx, "POST", "/api/v1/messages", b.publishToken, string(body))
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		return fmt.Errorf("publish: %s", resp.Status)
+	}
+	return nil
+}
+
+// hold opens n connections of the idle user on a transport and keeps them
+// until the returned function is called.
+func (b *bench) hold(ctx context.Context, transport string, n int) (release func(), err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	wsURL := "ws" + strings.TrimPrefix(b.url, "http") + "/api/v1/ws"
+	for range n {
+		wg.Go(func() {
+			switch transport {
+			case "poll":
+				for ctx.Err() == nil {
+					resp, err := b.request(ctx, "GET", "/api/v1/poll?timeout=300", b.tokens["idle"], "")
+					if err != nil {
+						if ctx.Err() == nil {
+							failed.Add(1)
+						}
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			case "sse":
+				resp, err := b.request(ctx, "GET", "/api/v1/stream", b.tokens["idle"], "")
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			case "ws":
+				c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + b.tokens["idle"]}}})
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				c.CloseRead(ctx)
+				<-ctx.Done()
+				c.CloseNow()
+			}
+		})
+	}
+	return func() { cancel(); wg.Wait() }, nil
+}
+
+// latency measures publish→delivered for the target's long poll.
+func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Duration, err error) {
+	start, err := b.poll(ctx, "target", "timeout=0")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	cursor := start.Cursor
+	var d []time.Duration
+	for i := range samples {
+		answered := make(chan pollAnswer, 1)
+		go func() {
+			p, _ := b.poll(ctx, "target", "timeout=60&since="+cursor)
+			answered <- p
+		}()
+		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
+		sent := time.Now()
+		if err := b.publishTo(ctx, "target", fmt.Sprintf("sample %d", i)); err != nil {
+			return 0, 0, 0, err
+		}
+		p := <-answered
+		d = append(d, time.Since(sent))
+		if p.Cursor != "" {
+			cursor = p.Cursor
+		}
+	}
+	slices.Sort(d)
+	return d[len(d)/2], d[len(d)*99/100], d[len(d)-1], nil
+}
+
+// throughput publishes from n concurrent publishers for the bench's duration.
+func (b *bench) throughput(ctx context.Context, n int) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
+	defer cancel()
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if err := b.publishTo(ctx, "sink", "throughput"); err == nil {
+					done.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(start).Seconds(), nil
+}
+
+// fanout opens n streams of one user and publishes to them, measuring each
+// delivery from its publish's acknowledgement.
+func (b *bench) fanout(ctx context.Context, n, messages int) (perSecond float64, p99 time.Duration, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start, err := b.poll(ctx, "fan", "timeout=0")
+	if err != nil {
+		return 0, 0, err
+	}
+	var ready sync.WaitGroup
+	var mu sync.Mutex
+	got := map[string][]time.Time{}
+	var all sync.WaitGroup
+	for range n {
+		ready.Add(1)
+		all.Go(func() {
+			resp, err := b.request(ctx, "GET", "/api/v1/stream?since="+start.Cursor, b.tokens["fan"], "")
+			if err != nil {
+				ready.Done()
+				return
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			first := true
+			seen := 0
+			for sc.Scan() {
+				line := sc.Text()
+				if first {
+					first = false
+					ready.Done()
+				}
+				if text, ok := strings.CutPrefix(line, "data: "); ok {
+					var m struct{ Text string }
+					if json.Unmarshal([]byte(text), &m) == nil {
+						mu.Lock()
+						got[m.Text] = append(got[m.Text], time.Now())
+						mu.Unlock()
+						if seen++; seen == messages {
+							return
+						}
+					}
+				}
+			}
+		})
+	}
+	ready.Wait()
+	sent := map[string]time.Time{}
+	first := time.Now()
+	for i := range messages {
+		text := fmt.Sprintf("fan %d", i)
+		if err := b.publishTo(ctx, "fan", text); err != nil {
+			return 0, 0, err
+		}
+		sent[text] = time.Now()
+		time.Sleep(20 * time.Millisecond)
+	}
+	finished := make(chan struct{})
+	go func() { all.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+	}
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	var d []time.Duration
+	last := first
+	for text, times := range got {
+		for _, t := range times {
+			d = append(d, t.Sub(sent[text]))
+			if t.After(last) {
+				last = t
+			}
+		}
+	}
+	if len(d) == 0 {
+		return 0, 0, fmt.Errorf("fan-out: nothing was delivered")
+	}
+	slices.Sort(d)
+	return float64(len(d)) / last.Sub(first).Seconds(), d[len(d)*99/100], nil
+}
+
+// run runs every scenario on a server of its own, so that what one leaves
+// behind (memory the runtime keeps, connections) does not count in the next.
+func (b *bench) run(ctx context.Context) error {
+	w := tabwriter.NewWriter(b.out, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(b.out, "Tidings bench, %s, each scenario on a server of its own on a fresh SQLite database\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintln(w, "scenario\tsize\tresult")
+	fresh := func(scenario func() error) error {
+		stop, err := b.start(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		b.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 20000, IdleConnTimeout: time.Minute}}
+		defer b.client.CloseIdleConnections()
+		return scenario()
+	}
+	for _, transport := range b.cfg.transport {
+		for _, n := range b.cfg.sizes {
+			err := fresh(func() error {
+				before := b.settled(ctx)
+				release, err := b.hold(ctx, transport, n)
+				if err != nil {
+					return err
+				}
+				defer release()
+				after := b.settled(ctx)
+				p50, p99, max, err := b.latency(ctx, b.cfg.samples)
+				if err != nil {
+					return err
+				}
+				mem := "n/a"
+				if before > 0 && after > 0 {
+					mem = fmt.Sprintf("%.1f KB per held connection", float64(after-before)/float64(n)/1024)
+				}
+				fmt.Fprintf(w, "held %s\t%d\t%s; publish→delivered p50 %s, p99 %s, max %s\n", transport, n, mem, millis(p50), millis(p99), millis(max))
+				return w.Flush()
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	err := fresh(func() error {
+		for _, n := range []int{1, 16, 64} {
+			rate, err := b.throughput(ctx, n)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "publishes/s\t%d publishers\t%.0f durable publishes/s\n", n, rate)
+			w.Flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return fresh(func() error {
+		rate, p99, err := b.fanout(ctx, b.cfg.fanout, 20)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "fan-out\t%d subscribers\t%.0f deliveries/s, p99 %s\n", b.cfg.fanout, rate, millis(p99))
+		return w.Flush()
+	})
+}
+
+func millis(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}

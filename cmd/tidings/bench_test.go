@@ -1,0 +1,34 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBenchUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--sizes", "many"},
+		{"bench", "--sizes", "0"},
+		{"bench", "--transports", "carrier-pigeon"},
+		{"bench", "--samples", "1"},
+		{"bench", "extra"},
+	} {
+		if code, _, stderr := run(t, nil, "", args...); code != 2 || !strings.Contains(stderr, "tidings:") {
+			t.Errorf("%q: exit %d, %s", args, code, stderr)
+		}
+	}
+}
+
+// A small run of every scenario, on servers the bench starts itself, prints
+// every row of the table.
+func TestBenchRunsEveryScenario(t *testing.T) {
+	code, stdout, stderr := run(t, nil, "", "bench", "--sizes", "20", "--samples", "10", "--duration", "200ms", "--fanout", "5")
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, stderr)
+	}
+	for _, row := range []string{"held poll", "held sse", "held ws", "KB per held connection", "1 publishers", "16 publishers", "64 publishers", "fan-out"} {
+		if !strings.Contains(stdout, row) {
+			t.Errorf("the table has no %q:\n%s", row, stdout)
+		}
+	}
+}
