@@ -20,6 +20,9 @@ type accessChangesKey struct{}
 // WebSocket all run the same loop; they differ only in how they encode what
 // it finds and in whether they answer once or keep going.
 type delivery struct {
+	// transport names the client's transport for Metrics.
+	transport string
+
 	// req is the request the client is served on: its credential is
 	// checked again whenever one of the user's credentials ends.
 	req    *http.Request
@@ -59,6 +62,9 @@ type delivery struct {
 func (s *Server) deliver(ctx context.Context, d delivery) error {
 	sub := s.Hub.Subscribe(d.userID)
 	defer sub.Cancel()
+	m := s.metrics()
+	m.DeliveryOpened(d.transport)
+	defer m.DeliveryClosed(d.transport)
 	if before, ok := d.req.Context().Value(accessChangesKey{}).(uint64); !ok || before != s.Hub.AccessChanges() {
 		// A credential ended between the request's check and the
 		// subscription, unseen by it: maybe this request's own.
@@ -140,6 +146,7 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 				if err := d.send(batch); err != nil {
 					return err
 				}
+				m.Delivered(d.transport, batch.Messages)
 				if d.once {
 					return nil
 				}

@@ -161,11 +161,12 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) error {
 	user := tidings.UserFromContext(r.Context())
 	var answer *tidings.MessageBatch
 	err = s.deliver(r.Context(), delivery{
-		req:    r,
-		userID: user.ID,
-		since:  since,
-		once:   true,
-		hold:   hold,
+		transport: TransportPoll,
+		req:       r,
+		userID:    user.ID,
+		since:     since,
+		once:      true,
+		hold:      hold,
 		send: func(b *tidings.MessageBatch) error {
 			answer = b
 			return nil

@@ -92,6 +92,10 @@ type Server struct {
 	// Ping reports whether the database answers, for /healthz.
 	Ping func(context.Context) error
 
+	// Metrics, if set, is told of held polls, open streams and the
+	// messages delivered.
+	Metrics Metrics
+
 	ln       net.Listener
 	server   *http.Server
 	mux      *http.ServeMux

@@ -58,6 +58,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	user := tidings.UserFromContext(r.Context())
 	sse := &sseWriter{w: w, rc: http.NewResponseController(w), timeout: s.streamWriteTimeout()}
 	err = s.deliver(r.Context(), delivery{
+		transport:      TransportSSE,
 		req:            r,
 		userID:         user.ID,
 		since:          since,

@@ -58,9 +58,10 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) error {
 	gone := make(chan struct{})
 	var acceptErr error
 	err = s.deliver(r.Context(), delivery{
-		req:    r,
-		userID: user.ID,
-		since:  since,
+		transport: TransportWebSocket,
+		req:       r,
+		userID:    user.ID,
+		since:     since,
 		ready: func() error {
 			conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 				OriginPatterns:     s.AllowedOrigins,

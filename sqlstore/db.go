@@ -78,6 +78,10 @@ type DB struct {
 	// database, in the NOTIFY of its commits; NewDB draws one.
 	Node string
 
+	// Metrics, if set, is told of commits, background runs and database
+	// errors.
+	Metrics Metrics
+
 	dialect *dialect
 	sent    atomic.Int64 // statements sent to PostgreSQL
 	writer  *sql.DB
@@ -510,10 +514,11 @@ func (tx *Tx) endAccess(userIDs ...int64) { tx.ended = append(tx.ended, userIDs.
 
 // job is one write waiting for the writer.
 type job struct {
-	ctx  context.Context
-	fn   func(*Tx) error
-	err  error
-	done chan struct{}
+	ctx    context.Context
+	fn     func(*Tx) error
+	err    error
+	stored bool // its committed run stored messages
+	done   chan struct{}
 }
 
 // write runs fn in the writer's transaction and returns after the commit.
@@ -523,6 +528,7 @@ type job struct {
 // nothing but the database behind that a second run would not redo.
 func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 	j := &job{ctx: ctx, fn: fn, done: make(chan struct{})}
+	submitted := time.Now()
 	db.mu.RLock()
 	if db.closed || db.jobs == nil {
 		db.mu.RUnlock()
@@ -531,6 +537,9 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 	db.jobs <- j
 	db.mu.RUnlock()
 	<-j.done // once accepted, a write runs to its end: a caller never guesses
+	if j.err == nil && j.stored {
+		db.metrics().PublishCommitted(time.Since(submitted))
+	}
 	return j.err
 }
 
@@ -603,9 +612,10 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 // the whole batch, if any, and whether the batch should run again.
 func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) {
 	ctx := context.Background()
+	began := time.Now()
 	stmts.local = nil // a try's statements end with its transaction
 	for _, j := range batch {
-		j.err = nil
+		j.err, j.stored = nil, false
 	}
 	stop := func(sqlTx *sql.Tx, err error) (bool, error) {
 		sqlTx.Rollback()
@@ -654,6 +664,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 			}
 		}
 		ran++
+		j.stored = len(tx.deliveries) > 0
 		ended = append(ended, tx.ended...)
 		published = append(published, tx.published...)
 		failures = append(failures, tx.failures...)
@@ -693,6 +704,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 		}
 		return false, nil
 	}
+	db.metrics().BatchCommitted(ran, time.Since(began))
 	// Ended credentials first: a waiter that is woken for a message
 	// committed after its session ended already has the news.
 	if len(ended) > 0 && db.Notifier != nil {

@@ -229,14 +229,17 @@ func (db *DB) translate(err error) error {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return &tidings.Error{Code: errConflict.Code, Message: errConflict.Message}
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_BUSY_SNAPSHOT:
+			db.countError(err, "unavailable")
 			return fmt.Errorf("%w: %w", errUnavailable, err)
 		}
+		db.countError(err, "other")
 		return err
 	}
 	// A server that refuses a connection, for whatever reason it gives (it
 	// starts, it is full, the database takes no connections), is away.
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
+		db.countError(err, "unavailable")
 		return fmt.Errorf("%w: %w", errUnavailable, err)
 	}
 	var pe *pgconn.PgError
@@ -245,15 +248,19 @@ func (db *DB) translate(err error) error {
 		case pe.Code == "23505": // unique_violation
 			return &tidings.Error{Code: errConflict.Code, Message: errConflict.Message}
 		case pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
+			db.countError(err, "retry")
 			return fmt.Errorf("%w: %w", errRetry, err)
 		case strings.HasPrefix(pe.Code, "08"), // connection exceptions
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutting down, starting up
 			pe.Code == "53300": // too many connections
+			db.countError(err, "unavailable")
 			return fmt.Errorf("%w: %w", errUnavailable, err)
 		}
+		db.countError(err, "other")
 		return err
 	}
 	if isConnectionError(err) {
+		db.countError(err, "unavailable")
 		return fmt.Errorf("%w: %w", errUnavailable, err)
 	}
 	return err

@@ -99,3 +99,6 @@ func (db *DB) TouchUsers(ctx context.Context, between func(), ids ...int64) (run
 	})
 	return runs, err
 }
+
+// Translate is translate, for tests that hand it a driver's error.
+func (db *DB) Translate(err error) error { return db.translate(err) }

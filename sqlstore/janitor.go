@@ -96,10 +96,12 @@ func (db *DB) RunJanitor(ctx context.Context, interval time.Duration) {
 		swept, err := db.DeleteExpired(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
+				db.metrics().JanitorRun(err)
 				db.Logger.Error("janitor", "err", err)
 			}
 			continue
 		}
+		db.metrics().JanitorRun(nil)
 		if swept != (Swept{}) {
 			db.Logger.Debug("janitor", "messages", swept.Messages, "events", swept.Events, "pending", swept.Pending, "sessions", swept.Sessions)
 		}

@@ -212,6 +212,9 @@ func (db *DB) RunScheduler(ctx context.Context) {
 		}
 		wait := schedulerIdle
 		fired, more, err := db.FireDue(ctx)
+		if ctx.Err() == nil {
+			db.metrics().SchedulerRun(fired, err)
+		}
 		switch {
 		case err != nil:
 			if ctx.Err() != nil || tidings.ErrorCode(err) == tidings.EUNAVAILABLE && errors.Is(err, errUnavailable) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -37,6 +38,10 @@ type Config struct {
 	// TLSCert and TLSKey are PEM files; with both, serve speaks HTTPS.
 	TLSCert string
 	TLSKey  string
+
+	// MetricsAddr, if set, is a listen address of its own for GET /metrics,
+	// apart from Addr so that only the operator reaches it.
+	MetricsAddr string
 }
 
 // DefaultConfig returns the documented defaults.
@@ -139,6 +144,7 @@ func addServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.Float64Var(&c.UserPublishRate, "user-publish-rate", c.UserPublishRate, "messages a second a plain user may publish, after bursts of 20 (0: unlimited)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (with --tls-key: serve HTTPS directly)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file of --tls-cert")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of GET /metrics in Prometheus format, e.g. 127.0.0.1:9090, apart from --addr (default: no metrics)")
 	fs.BoolVar(&c.Demo, "demo", false, "create three users and a shared project to try Tidings at once")
 	fs.DurationVar(&c.DemoEvery, "demo-every", c.DemoEvery, "with --demo, how often carol changes something (0: never)")
 }
@@ -169,6 +175,15 @@ func (c *Config) Validate() error {
 		return usagef("--tls-cert needs --tls-key, the file with its private key")
 	case c.TLSKey != "" && c.TLSCert == "":
 		return usagef("--tls-key needs --tls-cert, the file with its certificate")
+	}
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		if err != nil {
+			return usagef("--metrics-addr %q is not a listen address such as 127.0.0.1:9090", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.Addr && port != "0" { // two :0 are two free ports
+			return usagef("--metrics-addr must differ from --addr: metrics are for the operator, not for every client")
+		}
 	}
 	if c.DemoEvery < 0 {
 		return usagef("--demo-every must not be negative, not %s", c.DemoEvery)

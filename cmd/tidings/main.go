@@ -37,6 +37,10 @@ type Main struct {
 
 	// Ready, if set, is called with the server's URL once serve listens.
 	Ready func(url string)
+
+	// MetricsReady, if set, is called with the URL of GET /metrics once
+	// serve listens on --metrics-addr, before Ready.
+	MetricsReady func(url string)
 }
 
 func main() {

@@ -61,10 +61,19 @@ func run(t *testing.T, env map[string]string, stdin string, args ...string) (int
 // stop function that shuts it down as SIGTERM does and returns Run's error.
 func serve(t *testing.T, env map[string]string, args ...string) (string, *syncBuffer, func() error) {
 	t.Helper()
+	return serveWith(t, env, nil, args...)
+}
+
+// serveWith is serve with setup, if set, changing the Main first.
+func serveWith(t *testing.T, env map[string]string, setup func(*Main), args ...string) (string, *syncBuffer, func() error) {
+	t.Helper()
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	ready := make(chan string, 1)
 	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: errOut,
 		Getenv: func(k string) string { return env[k] }, Ready: func(u string) { ready <- u }}
+	if setup != nil {
+		setup(m)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx, append([]string{"serve"}, args...)) }()

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/tidings/tidings"
 	tidingshttp "github.com/tidings/tidings/http"
 	"github.com/tidings/tidings/hub"
+	"github.com/tidings/tidings/metrics"
 	"github.com/tidings/tidings/sqlstore"
 )
 
@@ -46,12 +49,28 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		}
 	}
 
+	var pm *metrics.Metrics
+	var metricsLn net.Listener
+	if c.MetricsAddr != "" {
+		// Before the database is opened, as the TLS files: a taken port
+		// is found at once.
+		var err error
+		if metricsLn, err = net.Listen("tcp", c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %s: %w", c.MetricsAddr, err)
+		}
+		defer metricsLn.Close()
+		pm = metrics.New()
+	}
+
 	h := hub.New()
 	db := sqlstore.NewDB(c.DB)
 	db.MessageTTL = c.MessageTTL
 	db.ReminderLead = c.ReminderLead
 	db.Notifier = h
 	db.Logger = logger
+	if pm != nil {
+		db.Metrics = pm
+	}
 	if err := db.Open(); err != nil {
 		return err
 	}
@@ -98,6 +117,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	srv.AppointmentService = db
 	srv.Hub = h
 	srv.Ping = db.Ping
+	if pm != nil {
+		srv.Metrics = pm
+	}
 	if db.Postgres() {
 		srv.TellLoginFailure = db.TellLoginFailure
 	}
@@ -110,6 +132,21 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		l := &sqlstore.Listener{URL: c.DB, Node: db.Node, Notifier: h, Resync: h.WakeAll, Scheduled: db.ScheduleChanged,
 			Published: srv.PublishedElsewhere, LoginFailed: srv.LoginFailedElsewhere, Logger: logger}
 		wg.Go(func() { l.Run(bg) })
+	}
+	if metricsLn != nil {
+		ms := &http.Server{Handler: pm.Handler(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+		go func() {
+			if err := ms.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("serve metrics", "err", err)
+			}
+		}()
+		defer ms.Close()
+		u := "http://" + metricsLn.Addr().String() + "/metrics"
+		logger.Info("metrics are served", "addr", metricsLn.Addr().String(), "url", u)
+		if m.MetricsReady != nil {
+			m.MetricsReady(u)
+		}
 	}
 	logger.Info("tidings is listening", "addr", srv.ListenAddr(), "url", srv.URL(), "db", sqlstore.Redact(c.DB))
 	if demo != nil {
