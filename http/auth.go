@@ -29,13 +29,18 @@ func (s *Server) authenticate(r *http.Request) (*tidings.Auth, error) {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 			return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The Authorization header must be \"Bearer <token>\".")
 		}
-		return s.AuthService.AuthenticateToken(r.Context(), strings.TrimSpace(secret))
+		secret = strings.TrimSpace(secret)
+		return s.authenticateCached("token", secret, func() (*tidings.Auth, error) {
+			return s.AuthService.AuthenticateToken(r.Context(), secret)
+		})
 	}
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
 		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "Log in or send an API token.")
 	}
-	return s.AuthService.AuthenticateSession(r.Context(), c.Value)
+	return s.authenticateCached("session", c.Value, func() (*tidings.Auth, error) {
+		return s.AuthService.AuthenticateSession(r.Context(), c.Value)
+	})
 }
 
 // refreshCookie renews the cookie's expiry after the session was extended,

@@ -101,6 +101,7 @@ type Server struct {
 	mux      *http.ServeMux
 	assets   map[string]asset
 	views    views
+	auths    authCache
 	cop      *http.CrossOriginProtection
 	ctx      context.Context // cancelled when Close gives up waiting
 	cancel   context.CancelFunc

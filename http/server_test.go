@@ -58,8 +58,10 @@ type TestServer struct {
 // Option adjusts a test server before it opens.
 type Option func(*TestServer)
 
-// WithClock makes the store use c.
-func WithClock(c *testClock) Option { return func(s *TestServer) { s.DB.Now = c.Now } }
+// WithClock makes the store and the server use c.
+func WithClock(c *testClock) Option {
+	return func(s *TestServer) { s.DB.Now, s.Server.Now = c.Now, c.Now }
+}
 
 // WithAddr listens on addr, e.g. the address of a server that was closed.
 func WithAddr(addr string) Option { return func(s *TestServer) { s.listen = addr } }

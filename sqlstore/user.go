@@ -205,6 +205,9 @@ func (db *DB) UpdateUser(ctx context.Context, login string, upd tidings.UserUpda
 			}
 		}
 		u.UpdatedAt = tx.now
+		// Who the user is changed: whoever holds their credentials asks
+		// again (a demoted admin loses the right to address anyone at once).
+		tx.endAccess(u.ID)
 		if _, err := tx.exec(`UPDATE users SET name = ?, email = ?, role = ?, time_zone = ?, language = ?, updated_at = ? WHERE id = ?`,
 			u.Name, u.Email, u.Role, u.TimeZone, u.Language, ms(tx.now), u.ID); err != nil {
 			return err
