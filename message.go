@@ -195,29 +195,30 @@ type MessageService interface {
 	CurrentCursor(ctx context.Context, userID int64) (Cursor, error)
 }
 
-// Subscription is one waiter registered with a Hub.
-type Subscription struct {
-	// Wake receives a value (coalesced, never blocking the notifier)
-	// whenever messages for the user commit.
-	Wake <-chan struct{}
+// Signal is what a Hub tells a waiter; several may arrive as one.
+type Signal uint8
 
-	// Access receives a value (coalesced likewise) when some credential of
-	// the user ended — a session logged out, a password changed, a token
-	// revoked, the user deleted. The waiter checks its own credential again
-	// and ends if that one is gone. A hub signals Access before the Wake of
-	// any later commit, so a waiter that looks at Access before it sends
-	// never sends what was committed after its credential ended.
-	Access <-chan struct{}
+const (
+	// SignalWake: messages for the user committed.
+	SignalWake Signal = 1 << iota
 
-	// Cancel removes the waiter; it must be called once the waiter is done.
-	Cancel func()
-}
+	// SignalAccess: some credential of the user ended — a session logged
+	// out, a password changed, a token revoked, the user deleted. The
+	// waiter checks its own credential again and ends if that one is gone.
+	// A hub signals Access before the Wake of any later commit, so a waiter
+	// that looks for Access before it sends never sends what was committed
+	// after its credential ended.
+	SignalAccess
+)
 
 // Hub wakes clients waiting for a user's messages. It knows nothing of the
 // messages themselves: a woken client reads them from the MessageService.
 type Hub interface {
-	// Subscribe registers a waiter for userID.
-	Subscribe(userID int64) Subscription
+	// Subscribe registers a waiter for userID. The hub calls notify on the
+	// notifier's goroutine, outside its locks, so notify must not block; a
+	// waiter parked without a goroutine of its own is woken by it. cancel
+	// removes the waiter and may be called more than once.
+	Subscribe(userID int64, notify func(Signal)) (cancel func())
 
 	// Notify wakes every waiter of the given users.
 	Notify(userIDs ...int64)

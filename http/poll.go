@@ -160,9 +160,8 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) error {
 	}
 	user := tidings.UserFromContext(r.Context())
 	var answer *tidings.MessageBatch
-	err = s.deliver(r.Context(), delivery{
+	x := s.startRun(r.Context(), r, delivery{
 		transport: TransportPoll,
-		req:       r,
 		userID:    user.ID,
 		since:     since,
 		once:      true,
@@ -172,14 +171,88 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		},
 	})
+	over, err := x.step()
+	if !over && s.parkPoll(w, r, x, &answer) {
+		return nil // answered later, by whoever resumes the run
+	}
+	if !over {
+		err = x.wait()
+	}
+	x.close()
 	if err != nil {
-		if r.Context().Err() != nil {
+		if r.Context().Err() != nil || errors.Is(err, errGone) {
 			return nil // the client left: nobody to answer
 		}
 		return err
 	}
 	return writePollAnswer(w, answer)
 }
+
+// parkPoll parks a held poll's connection: the handler returns, and the
+// answer is written to the connection when the run ends, by the goroutine
+// that ran it last. It reports false, having touched nothing, when the
+// connection cannot be parked.
+func (s *Server) parkPoll(w http.ResponseWriter, r *http.Request, x *run, answer **tidings.MessageBatch) bool {
+	if !s.canPark(r) {
+		return false
+	}
+	done, ok := s.beginStream()
+	if !ok {
+		return false
+	}
+	header := w.Header().Clone() // what the middleware set: cookies, CORS, …
+	pc, rest, err := s.hijackParked(w)
+	if err != nil {
+		// The connection is gone with the hijack; so is the client.
+		done()
+		x.close()
+		return true
+	}
+	keepAlive := keepAliveAfter(r)
+	method := r.Method
+	p := &parked{s: s, x: x, pc: pc, done: done}
+	p.finish = func(err error) {
+		if err != nil && (errors.Is(err, errGone) || s.ctx.Err() != nil) {
+			pc.conn.Close()
+			return
+		}
+		b := &bufferedResponse{header: header}
+		if err != nil {
+			s.writeError(b, &http.Request{Method: method, URL: &url.URL{Path: "/api/v1/poll"}}, err)
+		} else {
+			_ = writePollAnswer(b, *answer)
+		}
+		keep := keepAlive && !s.draining.Load()
+		if err := b.writeTo(pc.conn, keep, s.streamWriteTimeout()); err != nil || !keep {
+			pc.conn.Close()
+			return
+		}
+		s.idle(pc, rest)
+	}
+	// A poll's client sends nothing while it waits, but a client may send
+	// its next request early; it is kept for after the answer.
+	p.start(func() error {
+		var buf [512]byte
+		for {
+			n, err := pc.readNow(buf[:])
+			if err != nil {
+				return errGone
+			}
+			if n == 0 {
+				p.rewatch()
+				return nil
+			}
+			if len(rest)+n > maxEarlyBytes {
+				return errGone
+			}
+			rest = append(rest, buf[:n]...)
+		}
+	})
+	return true
+}
+
+// maxEarlyBytes bounds what a client may send ahead while its poll is held.
+const maxEarlyBytes = 64 << 10
 
 // writePollAnswer writes a poll's answer as pollAnswer encodes it, but
 // straight from the messages' kept encodings to the connection: no second

@@ -97,6 +97,8 @@ type Server struct {
 	Metrics Metrics
 
 	ln       net.Listener
+	handoff  *handoffListener // hands parked connections back to net/http
+	poller   *poller          // watches parked connections; nil: none are
 	server   *http.Server
 	mux      *http.ServeMux
 	assets   map[string]asset
@@ -106,14 +108,18 @@ type Server struct {
 	ctx      context.Context // cancelled when Close gives up waiting
 	cancel   context.CancelFunc
 	draining atomic.Bool
-	shutdown chan struct{} // closed when the server starts shutting down
-	streams  sync.WaitGroup
-	closing  sync.Once
+	// shutdownCtx is cancelled when the server starts shutting down.
+	shutdownCtx    context.Context
+	shutdownCancel context.CancelFunc
+	streams        sync.WaitGroup
+	closing        sync.Once
 
 	streamsMu sync.Mutex // orders streams.Add against Close's Wait
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]http.ConnState // connections that have not sent a request yet
+
+	waiting atomic.Int64 // deliveries waiting for news
 
 	logins    *loginThrottle
 	publishes *publishLimiter
@@ -130,9 +136,9 @@ func NewServer() *Server {
 		ShutdownWait:    DefaultShutdownWait,
 		UserPublishRate: DefaultUserPublishRate,
 		Logger:          slog.Default(),
-		shutdown:        make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.shutdownCtx, s.shutdownCancel = context.WithCancel(context.Background())
 	return s
 }
 
@@ -158,8 +164,20 @@ func (s *Server) Open() error {
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug),
 		ConnState:         s.trackConn,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
 	var serveLn net.Listener = s.ln // bounds each connection's send buffer
+	if s.TLSConfig == nil {
+		// Held connections park without goroutines where the system
+		// allows; TLS connections keep theirs.
+		if p, err := newPoller(); err == nil {
+			s.poller = p
+			s.handoff = newHandoffListener(s.ln)
+			serveLn = s.handoff
+		}
+	}
 	if s.TLSConfig != nil {
 		cfg := s.TLSConfig.Clone()
 		// HTTP/1.1 only: WebSocket hijacks its connection, which HTTP/2
@@ -248,7 +266,7 @@ func (s *Server) Close() error {
 		s.streamsMu.Lock()
 		s.draining.Store(true)
 		s.streamsMu.Unlock()
-		close(s.shutdown)
+		s.shutdownCancel()
 		if s.server == nil {
 			s.cancel()
 			return
@@ -266,6 +284,9 @@ func (s *Server) Close() error {
 		s.cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			s.server.Close()
+		}
+		if s.poller != nil {
+			s.poller.close()
 		}
 	})
 	return err
@@ -333,6 +354,10 @@ func (s *Server) closeSilentConns(ctx context.Context) {
 		delete(s.conns, c)
 	}
 }
+
+// Waiting returns how many held polls, streams and sockets wait for news
+// right now, parked or not.
+func (s *Server) Waiting() int64 { return s.waiting.Load() }
 
 // Draining reports whether the server is shutting down.
 func (s *Server) Draining() bool { return s.draining.Load() }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -57,9 +58,8 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	}
 	user := tidings.UserFromContext(r.Context())
 	sse := &sseWriter{w: w, rc: http.NewResponseController(w), timeout: s.streamWriteTimeout()}
-	err = s.deliver(r.Context(), delivery{
+	x := s.startRun(r.Context(), r, delivery{
 		transport:      TransportSSE,
-		req:            r,
 		userID:         user.ID,
 		since:          since,
 		ready:          sse.open,
@@ -67,8 +67,16 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 		heartbeat:      sse.ping,
 		heartbeatEvery: s.heartbeatEvery(),
 	})
+	over, err := x.step()
+	if !over && sse.started && s.parkStream(w, r, x, sse) {
+		return nil
+	}
+	if !over {
+		err = x.wait()
+	}
+	x.close()
 	if !sse.started {
-		if r.Context().Err() != nil {
+		if r.Context().Err() != nil || errors.Is(err, errGone) {
 			return nil // the client left: nobody to answer
 		}
 		return err
@@ -76,15 +84,47 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	// The answer ends normally, also on shutdown: the server still writes
 	// the end of the chunked body, which needs a deadline of its own.
 	_ = sse.rc.SetWriteDeadline(time.Now().Add(sse.timeout))
-	s.logStreamEnd(r, user.ID, "sse", err)
+	s.logStreamEnd(r.Context().Err() != nil, user.ID, "sse", err)
 	return nil
 }
 
+// parkStream parks an event stream whose answer has begun: its events are
+// written as chunks straight to the connection from now on.
+func (s *Server) parkStream(w http.ResponseWriter, r *http.Request, x *run, sse *sseWriter) bool {
+	if !s.canPark(r) {
+		return false
+	}
+	done, ok := s.beginStream()
+	if !ok {
+		return false
+	}
+	pc, _, err := s.hijackParked(w)
+	if err != nil {
+		done()
+		x.close()
+		return true
+	}
+	sse.conn, sse.w, sse.rc = pc.conn, nil, nil
+	userID := x.d.userID
+	p := &parked{s: s, x: x, pc: pc, done: done}
+	p.finish = func(err error) {
+		if !errors.Is(err, errGone) {
+			_ = pc.conn.SetWriteDeadline(time.Now().Add(sse.timeout))
+			_, _ = pc.conn.Write([]byte("0\r\n\r\n")) // the end of the chunked body
+		}
+		pc.conn.Close()
+		s.logStreamEnd(errors.Is(err, errGone), userID, "sse", err)
+	}
+	limit := maxEarlyBytes
+	p.start(func() error { return p.readDiscard(&limit) })
+	return true
+}
+
 // logStreamEnd logs why a stream ended, when that is worth knowing.
-func (s *Server) logStreamEnd(r *http.Request, userID int64, transport string, err error) {
+func (s *Server) logStreamEnd(gone bool, userID int64, transport string, err error) {
 	var we *writeError
 	switch {
-	case err == nil, errors.Is(err, errShutdown), r.Context().Err() != nil:
+	case err == nil, errors.Is(err, errShutdown), errors.Is(err, errGone), gone:
 	case accessEnded(err):
 		s.Logger.Debug("stream ended with its credential", "transport", transport, "user", userID)
 	case errors.As(err, &we) && errors.Is(err, os.ErrDeadlineExceeded):
@@ -109,6 +149,7 @@ func (e *writeError) Unwrap() error { return e.err }
 type sseWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
+	conn    net.Conn // once parked: events go to it as chunks
 	timeout time.Duration
 	buf     bytes.Buffer
 	started bool
@@ -156,10 +197,21 @@ func (e *sseWriter) ping() error {
 func (e *sseWriter) flush() error {
 	defer func() {
 		e.buf.Reset()
-		if e.buf.Cap() > sseBufferKeep {
+		if e.buf.Cap() > sseBufferKeep || e.conn != nil {
+			// A parked stream keeps no buffer while it waits.
 			e.buf = bytes.Buffer{}
 		}
 	}()
+	if e.conn != nil {
+		// A chunk of the body net/http began: size, data, CRLF.
+		_ = e.conn.SetWriteDeadline(time.Now().Add(e.timeout))
+		size := strconv.FormatInt(int64(e.buf.Len()), 16) + "\r\n"
+		bufs := net.Buffers{[]byte(size), e.buf.Bytes(), []byte("\r\n")}
+		if _, err := bufs.WriteTo(e.conn); err != nil {
+			return &writeError{err}
+		}
+		return nil
+	}
 	if err := e.rc.SetWriteDeadline(time.Now().Add(e.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return &writeError{err}
 	}

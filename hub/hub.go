@@ -26,8 +26,9 @@ type shard struct {
 }
 
 type waiter struct {
-	ch     chan struct{} // messages committed
-	access chan struct{} // a credential of the user ended
+	userID    int64
+	notify    func(tidings.Signal)
+	cancelled atomic.Bool
 }
 
 var _ tidings.Hub = (*Hub)(nil)
@@ -45,28 +46,26 @@ func (h *Hub) shard(userID int64) *shard {
 	return &h.shards[uint64(userID)%shardCount]
 }
 
-// Subscribe registers a waiter for userID. Its channels have room for one
-// signal each: signals that arrive while one is pending coalesce, and the
-// notifier never blocks on a waiter that does not read.
-func (h *Hub) Subscribe(userID int64) tidings.Subscription {
-	w := &waiter{ch: make(chan struct{}, 1), access: make(chan struct{}, 1)}
+// Subscribe registers notify for userID's signals. A waiter costs the hub
+// one small struct: it owns no channel and no goroutine, so a connection
+// parked without a goroutine of its own is woken by notify itself.
+func (h *Hub) Subscribe(userID int64, notify func(tidings.Signal)) (cancel func()) {
+	w := &waiter{userID: userID, notify: notify}
 	s := h.shard(userID)
 	s.mu.Lock()
 	s.subs[userID] = append(s.subs[userID], w)
 	s.mu.Unlock()
 	h.waiting.Add(1)
-	var once sync.Once
-	return tidings.Subscription{
-		Wake:   w.ch,
-		Access: w.access,
-		Cancel: func() { once.Do(func() { h.unsubscribe(userID, w) }) },
-	}
+	return func() { h.unsubscribe(w) }
 }
 
-func (h *Hub) unsubscribe(userID int64, w *waiter) {
-	s := h.shard(userID)
+func (h *Hub) unsubscribe(w *waiter) {
+	if w.cancelled.Swap(true) {
+		return
+	}
+	s := h.shard(w.userID)
 	s.mu.Lock()
-	list := s.subs[userID]
+	list := s.subs[w.userID]
 	for i, x := range list {
 		if x == w {
 			last := len(list) - 1
@@ -77,42 +76,40 @@ func (h *Hub) unsubscribe(userID int64, w *waiter) {
 		}
 	}
 	if len(list) == 0 {
-		delete(s.subs, userID)
+		delete(s.subs, w.userID)
 	} else {
-		s.subs[userID] = list
+		s.subs[w.userID] = list
 	}
 	s.mu.Unlock()
 	h.waiting.Add(-1)
 }
 
 // Notify wakes every waiter of the given users. The waiters are copied under
-// each shard's lock and signalled after it is released.
+// each shard's lock and told after it is released.
 func (h *Hub) Notify(userIDs ...int64) {
-	h.signal(userIDs, func(w *waiter) chan struct{} { return w.ch })
+	h.signal(userIDs, tidings.SignalWake)
 }
 
 // NotifyAccess tells every waiter of the given users to check its credential
-// again.
+// again. It returns once every one was told, so an Access always comes before
+// the Wake of a later Notify.
 func (h *Hub) NotifyAccess(userIDs ...int64) {
 	h.access.Add(1)
-	h.signal(userIDs, func(w *waiter) chan struct{} { return w.access })
+	h.signal(userIDs, tidings.SignalAccess)
 }
 
-func (h *Hub) signal(userIDs []int64, pick func(*waiter) chan struct{}) {
-	var stack [16]chan struct{}
-	chans := stack[:0]
+func (h *Hub) signal(userIDs []int64, sig tidings.Signal) {
+	var stack [16]*waiter
+	ws := stack[:0]
 	for _, id := range userIDs {
 		s := h.shard(id)
 		s.mu.Lock()
-		for _, w := range s.subs[id] {
-			chans = append(chans, pick(w))
-		}
+		ws = append(ws, s.subs[id]...)
 		s.mu.Unlock()
 	}
-	for _, ch := range chans {
-		select {
-		case ch <- struct{}{}:
-		default: // a signal is already pending; the waiter will read everything
+	for _, w := range ws {
+		if !w.cancelled.Load() {
+			w.notify(sig)
 		}
 	}
 }
@@ -122,21 +119,18 @@ func (h *Hub) signal(userIDs []int64, pick func(*waiter) chan struct{}) {
 // other nodes. It costs every waiter one read.
 func (h *Hub) WakeAll() {
 	h.access.Add(1)
-	var chans []chan struct{}
+	var ws []*waiter
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.Lock()
 		for _, list := range s.subs {
-			for _, w := range list {
-				chans = append(chans, w.access, w.ch)
-			}
+			ws = append(ws, list...)
 		}
 		s.mu.Unlock()
 	}
-	for _, ch := range chans {
-		select {
-		case ch <- struct{}{}:
-		default:
+	for _, w := range ws {
+		if !w.cancelled.Load() {
+			w.notify(tidings.SignalAccess | tidings.SignalWake)
 		}
 	}
 }

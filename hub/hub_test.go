@@ -1,7 +1,9 @@
 package hub_test
 
 import (
+	"github.com/tidings/tidings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,19 +30,32 @@ func TestNotifyWakesOnlyTheUsersWaiters(t *testing.T) {
 	}
 }
 
-func TestSignalsCoalesceAndNeverBlockTheNotifier(t *testing.T) {
+func TestCancelledWaiterIsNotTold(t *testing.T) {
 	h := hub.New()
-	wake, cancel := subscribe(h, 1)
-	defer cancel()
-	// Nobody reads: a thousand notifications must not block.
-	for i := 0; i < 1000; i++ {
-		h.Notify(1)
+	var told atomic.Int32
+	cancel := h.Subscribe(1, func(tidings.Signal) { told.Add(1) })
+	h.Notify(1)
+	cancel()
+	h.Notify(1)
+	h.NotifyAccess(1)
+	h.WakeAll()
+	if got := told.Load(); got != 1 {
+		t.Fatalf("the waiter was told %d times, want once (before it cancelled)", got)
 	}
-	<-wake
-	select {
-	case <-wake:
-		t.Fatal("coalesced signals were delivered twice")
-	default:
+}
+
+func TestAccessComesBeforeALaterWake(t *testing.T) {
+	h := hub.New()
+	var mu sync.Mutex
+	var got []tidings.Signal
+	cancel := h.Subscribe(1, func(s tidings.Signal) { mu.Lock(); got = append(got, s); mu.Unlock() })
+	defer cancel()
+	h.NotifyAccess(1)
+	h.Notify(1)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0] != tidings.SignalAccess || got[1] != tidings.SignalWake {
+		t.Fatalf("signals = %v, want access then wake", got)
 	}
 }
 
@@ -99,17 +114,43 @@ func BenchmarkNotifyOneOf1000(b *testing.B) {
 	}
 }
 
+// chanWaiter turns a waiter's signals into channels that hold one pending
+// signal each.
+type chanWaiter struct {
+	Wake, Access chan struct{}
+	Cancel       func()
+}
+
+func subscribeBoth(h *hub.Hub, userID int64) chanWaiter {
+	w := chanWaiter{Wake: make(chan struct{}, 1), Access: make(chan struct{}, 1)}
+	w.Cancel = h.Subscribe(userID, func(s tidings.Signal) {
+		if s&tidings.SignalWake != 0 {
+			select {
+			case w.Wake <- struct{}{}:
+			default:
+			}
+		}
+		if s&tidings.SignalAccess != 0 {
+			select {
+			case w.Access <- struct{}{}:
+			default:
+			}
+		}
+	})
+	return w
+}
+
 // subscribe is Subscribe for tests that need only the wake-up channel.
 func subscribe(h *hub.Hub, userID int64) (<-chan struct{}, func()) {
-	sub := h.Subscribe(userID)
-	return sub.Wake, sub.Cancel
+	w := subscribeBoth(h, userID)
+	return w.Wake, w.Cancel
 }
 
 func TestNotifyAccessSignalsOnlyTheAccessChannel(t *testing.T) {
 	h := hub.New()
-	bob := h.Subscribe(2)
+	bob := subscribeBoth(h, 2)
 	defer bob.Cancel()
-	carol := h.Subscribe(3)
+	carol := subscribeBoth(h, 3)
 	defer carol.Cancel()
 
 	h.NotifyAccess(2)
@@ -132,7 +173,7 @@ func TestWakeAllSignalsEveryWaiterBothWays(t *testing.T) {
 	var subs []func()
 	var wakes, access []<-chan struct{}
 	for id := int64(1); id <= 100; id++ {
-		sub := h.Subscribe(id)
+		sub := subscribeBoth(h, id)
 		subs, wakes, access = append(subs, sub.Cancel), append(wakes, sub.Wake), append(access, sub.Access)
 	}
 	defer func() {

@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	tidingshttp "github.com/tidings/tidings/http"
+
 	_ "time/tzdata" // time zones work on machines without a zoneinfo database
 )
 
@@ -41,6 +43,10 @@ type Main struct {
 	// MetricsReady, if set, is called with the URL of GET /metrics once
 	// serve listens on --metrics-addr, before Ready.
 	MetricsReady func(url string)
+
+	// Serving, if set, is given the HTTP server once serve listens, before
+	// Ready: tests watch its held deliveries.
+	Serving func(*tidingshttp.Server)
 }
 
 func main() {

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	tidingshttp "github.com/tidings/tidings/http"
 	"math/big"
 	"net"
 	"net/http"
@@ -21,7 +22,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -143,32 +143,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// heldPolls counts the requests that the server, running in this process,
-// holds while they wait for a wake-up: goroutines parked in the select of
-// its delivery loop, after their first read. Main hands tests nothing of
-// the server's hub, so its goroutines are where an end-to-end test can see
-// that a poll is held rather than assume it after a pause.
-func heldPolls() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	held := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		// "goroutine 116 [select]:" or "[select, 2 minutes]:", then the
-		// innermost frame: the only select of deliver that parks is the
-		// one that waits for a wake-up.
-		header, rest, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, " [select") && strings.HasPrefix(rest, "github.com/tidings/tidings/http.(*Server).deliver(") {
-			held++
-		}
-	}
-	return held
+// servedHeld serves with a hook that reports how many deliveries wait.
+func servedHeld(t *testing.T, args ...string) (string, *syncBuffer, func() error, func() int64) {
+	t.Helper()
+	srvs := make(chan *tidingshttp.Server, 1)
+	base, out, stop := serveWith(t, nil, func(m *Main) { m.Serving = func(s *tidingshttp.Server) { srvs <- s } }, args...)
+	srv := <-srvs
+	return base, out, stop, srv.Waiting
 }
 
 func getPoll(t *testing.T, base, token, query string) poll {
@@ -195,7 +176,7 @@ func getPoll(t *testing.T, base, token, query string) poll {
 func TestServeDemoEndToEnd(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tidings.db")
 	// Carol's changes would wake bob's poll too: here she keeps still.
-	base, out, stop := serve(t, nil, "--demo", "--demo-every", "0", "--addr", "127.0.0.1:0", "--db", db)
+	base, out, stop, heldPolls := servedHeld(t, "--demo", "--demo-every", "0", "--addr", "127.0.0.1:0", "--db", db)
 	creds := demoCredentials(t, out.String())
 	if !strings.Contains(out.String(), base+"/api/v1/poll") {
 		t.Errorf("demo instructions do not use the real address %s", base)

@@ -152,6 +152,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if demo != nil {
 		demo.print(srv.URL(), c.DemoEvery)
 	}
+	if m.Serving != nil {
+		m.Serving(srv)
+	}
 	if m.Ready != nil {
 		m.Ready(srv.URL())
 	}
