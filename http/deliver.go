@@ -83,8 +83,8 @@ type run struct {
 
 	mu      sync.Mutex
 	pending event
-	parked  func() // set while parked: starts a goroutine that resumes the run
-	signal  chan struct{}
+	parked  func()        // set while parked: starts a goroutine that resumes the run
+	signal  chan struct{} // for a run that waits on a goroutine: news came
 
 	cancelSub    func()
 	stopShutdown func() bool
@@ -107,7 +107,7 @@ type run struct {
 // database work at all: one read when it starts, one per wake-up.
 func (s *Server) startRun(ctx context.Context, r *http.Request, d delivery) *run {
 	x := &run{s: s, d: d, cred: credentialOf(r), ctx: ctx, cursor: d.since, readNow: true,
-		pause: retryPauseMin, signal: make(chan struct{}, 1)}
+		pause: retryPauseMin}
 	x.cancelSub = s.Hub.Subscribe(d.userID, x.notify)
 	s.metrics().DeliveryOpened(d.transport)
 	if before, ok := r.Context().Value(accessChangesKey{}).(uint64); !ok || before != s.Hub.AccessChanges() {
@@ -144,6 +144,7 @@ func (x *run) post(e event) {
 	x.pending |= e
 	resume := x.parked
 	x.parked = nil
+	signal := x.signal
 	x.mu.Unlock()
 	if resume != nil {
 		x.s.waiting.Add(-1)
@@ -151,7 +152,7 @@ func (x *run) post(e event) {
 		return
 	}
 	select {
-	case x.signal <- struct{}{}:
+	case signal <- struct{}{}: // nil for a parked run: it steps again by itself
 	default:
 	}
 }
@@ -199,6 +200,11 @@ func (x *run) close() {
 
 // wait steps the run on the calling goroutine until it is over.
 func (x *run) wait() error {
+	x.mu.Lock()
+	if x.signal == nil {
+		x.signal = make(chan struct{}, 1)
+	}
+	x.mu.Unlock()
 	for {
 		over, err := x.step()
 		if over {

@@ -90,6 +90,7 @@ type parked struct {
 // handler.
 func (p *parked) start(readable func() error) {
 	p.x.stopGone()
+	p.x.stopGone = func() bool { return false } // lets go of the request's context
 	p.x.ctx = p.s.ctx
 	p.x.d.readable = readable
 	p.rewatch()
@@ -144,6 +145,28 @@ func (p *parked) readDiscard(limit *int) error {
 			return errGone
 		}
 	}
+}
+
+// headerPairs keeps a header in a flat list, which costs a parked poll a
+// fraction of a cloned map.
+type headerPairs []string
+
+func pairsOf(h http.Header) headerPairs {
+	var p headerPairs
+	for k, vs := range h {
+		for _, v := range vs {
+			p = append(p, k, v)
+		}
+	}
+	return p
+}
+
+func (p headerPairs) header() http.Header {
+	h := make(http.Header, len(p)/2+4)
+	for i := 0; i+1 < len(p); i += 2 {
+		h[p[i]] = append(h[p[i]], p[i+1])
+	}
+	return h
 }
 
 // bufferedResponse is an http.ResponseWriter that keeps the answer, which

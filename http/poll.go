@@ -200,7 +200,7 @@ func (s *Server) parkPoll(w http.ResponseWriter, r *http.Request, x *run, answer
 	if !ok {
 		return false
 	}
-	header := w.Header().Clone() // what the middleware set: cookies, CORS, …
+	header := pairsOf(w.Header()) // what the middleware set: cookies, CORS, …
 	pc, rest, err := s.hijackParked(w)
 	if err != nil {
 		// The connection is gone with the hijack; so is the client.
@@ -216,7 +216,7 @@ func (s *Server) parkPoll(w http.ResponseWriter, r *http.Request, x *run, answer
 			pc.conn.Close()
 			return
 		}
-		b := &bufferedResponse{header: header}
+		b := &bufferedResponse{header: header.header()}
 		if err != nil {
 			s.writeError(b, &http.Request{Method: method, URL: &url.URL{Path: "/api/v1/poll"}}, err)
 		} else {
