@@ -176,6 +176,7 @@ func (s *Server) Open() error {
 			s.poller = p
 			s.handoff = newHandoffListener(s.ln)
 			serveLn = s.handoff
+			go s.returnMemory(s.shutdownCtx.Done())
 		}
 	}
 	if s.TLSConfig != nil {
