@@ -62,6 +62,13 @@ type DB struct {
 	// Now is the clock; tests replace it to move time.
 	Now tidings.Clock
 
+	// SyncFull makes SQLite wait for the disk at every commit, so that a
+	// commit survives a power loss or a crash of the system too. By
+	// default (WAL, synchronous=NORMAL) a commit survives the process being
+	// killed at any moment; the last commits before a power loss may be
+	// lost. PostgreSQL follows its own synchronous_commit.
+	SyncFull bool
+
 	// Notifier is woken after commits that stored messages. May be nil.
 	Notifier Notifier
 
@@ -159,7 +166,7 @@ func (db *DB) Open() error {
 	}
 	db.dialect = dialectOf(db.Path)
 	var err error
-	if db.writer, db.reader, err = db.dialect.open(db.Path, &db.sent); err != nil {
+	if db.writer, db.reader, err = db.dialect.open(db.Path, &db.sent, db.SyncFull); err != nil {
 		return err
 	}
 	db.writer.SetMaxOpenConns(1)

@@ -38,7 +38,7 @@ type dialect struct {
 	// open returns the writer's pool (one connection) and the readers';
 	// statements sent to the database are counted in sent, where the
 	// driver can tell.
-	open func(source string, sent *atomic.Int64) (writer, reader *sql.DB, err error)
+	open func(source string, sent *atomic.Int64, syncFull bool) (writer, reader *sql.DB, err error)
 
 	// lockMigrations, if set, runs first in every migration transaction,
 	// so that nodes starting at once migrate one after the other.
@@ -108,13 +108,20 @@ func Redact(source string) string {
 	return u.Redacted()
 }
 
-func openSQLite(path string, _ *atomic.Int64) (writer, reader *sql.DB, err error) {
+func openSQLite(path string, _ *atomic.Int64, syncFull bool) (writer, reader *sql.DB, err error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, nil, fmt.Errorf("create database directory: %w", err)
 		}
 	}
-	base := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	// In WAL mode a commit is in the log, in the system's cache, before it
+	// returns: it survives the process being killed at any moment. FULL
+	// also waits for the disk at every commit, for power loss.
+	sync := "NORMAL"
+	if syncFull {
+		sync = "FULL"
+	}
+	base := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")"
 	if writer, err = sql.Open("sqlite", base+"&_txlock=immediate"); err != nil {
 		return nil, nil, err
 	}
@@ -125,7 +132,7 @@ func openSQLite(path string, _ *atomic.Int64) (writer, reader *sql.DB, err error
 	return writer, reader, nil
 }
 
-func openPostgres(source string, sent *atomic.Int64) (writer, reader *sql.DB, err error) {
+func openPostgres(source string, sent *atomic.Int64, _ bool) (writer, reader *sql.DB, err error) {
 	cfg, err := pgx.ParseConfig(source)
 	if err != nil {
 		// pgx's message may quote the URL, password and all.

@@ -42,6 +42,10 @@ type Config struct {
 	// MetricsAddr, if set, is a listen address of its own for GET /metrics,
 	// apart from Addr so that only the operator reaches it.
 	MetricsAddr string
+
+	// Sync is how a SQLite commit waits: "normal" (survives kill -9 of the
+	// process) or "full" (waits for the disk: survives power loss).
+	Sync string
 }
 
 // DefaultConfig returns the documented defaults.
@@ -53,6 +57,7 @@ func DefaultConfig() Config {
 		MessageTTL:   2 * time.Minute,
 		ReminderLead: 15 * time.Minute,
 		LogLevel:     slog.LevelInfo,
+		Sync:         "normal",
 
 		UserPublishRate: tidingshttp.DefaultUserPublishRate,
 	}
@@ -145,6 +150,13 @@ func addServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (with --tls-key: serve HTTPS directly)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file of --tls-cert")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of GET /metrics in Prometheus format, e.g. 127.0.0.1:9090, apart from --addr (default: no metrics)")
+	fs.Func("sync", "how a SQLite commit waits: normal (it survives kill -9 of the process) or full (it waits for the disk and survives power loss, at a cost in publishes/s)", func(v string) error {
+		if v != "normal" && v != "full" {
+			return fmt.Errorf("must be normal or full, not %q", v)
+		}
+		c.Sync = v
+		return nil
+	})
 	fs.BoolVar(&c.Demo, "demo", false, "create three users and a shared project to try Tidings at once")
 	fs.DurationVar(&c.DemoEvery, "demo-every", c.DemoEvery, "with --demo, how often carol changes something (0: never)")
 }

@@ -518,6 +518,8 @@ func TestServeTLSAndThrottleFlagErrors(t *testing.T) {
 		{"bad trusted proxy from the environment", map[string]string{"TIDINGS_TRUSTED_PROXIES": "proxy.example.org"}, nil, 2, []string{"TIDINGS_TRUSTED_PROXIES", "proxy.example.org"}},
 		{"negative publish rate", nil, []string{"--user-publish-rate", "-1"}, 2, []string{"--user-publish-rate", "-1"}},
 		{"publish rate not a number", nil, []string{"--user-publish-rate", "fast"}, 2, []string{"user-publish-rate", "fast"}},
+		{"unknown sync", nil, []string{"--sync", "sometimes"}, 2, []string{"sync", "sometimes"}},
+		{"unknown sync from the environment", map[string]string{"TIDINGS_SYNC": "off"}, nil, 2, []string{"TIDINGS_SYNC", "off"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -64,6 +64,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 
 	h := hub.New()
 	db := sqlstore.NewDB(c.DB)
+	db.SyncFull = c.Sync == "full"
 	db.MessageTTL = c.MessageTTL
 	db.ReminderLead = c.ReminderLead
 	db.Notifier = h
