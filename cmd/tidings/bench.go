@@ -36,6 +36,11 @@ type benchConfig struct {
 	samples   int
 	duration  time.Duration
 	fanout    int
+
+	// nchan, if set, is the URL of an nginx with Nchan (bench/nchan.conf.in)
+	// to run the same scenarios against, and nchanPIDFile its pid file.
+	nchan        string
+	nchanPIDFile string
 }
 
 func (m *Main) runBench(ctx context.Context, args []string) error {
@@ -46,6 +51,8 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.samples, "samples", 200, "publishes per latency measurement")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "how long each throughput run lasts")
 	fs.IntVar(&c.fanout, "fanout", 2000, "subscribers of the fan-out scenario")
+	fs.StringVar(&c.nchan, "nchan", "", "run the scenarios against Nchan at this URL instead (see bench/compare.sh)")
+	fs.StringVar(&c.nchanPIDFile, "nchan-pid-file", "", "with --nchan: nginx's pid file, to read its memory")
 	if err := m.parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -64,6 +71,12 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 			return usagef("--transports: %q is not poll, sse or ws", t)
 		}
 		c.transport = append(c.transport, t)
+	}
+	if (c.nchan == "") != (c.nchanPIDFile == "") {
+		return usagef("--nchan and --nchan-pid-file go together")
+	}
+	if c.nchan != "" && !strings.HasPrefix(c.nchan, "http://") {
+		return usagef("--nchan must be an http:// URL, not %q", c.nchan)
 	}
 	if c.samples < 10 || c.fanout < 1 || c.duration < 100*time.Millisecond {
 		return usagef("--samples must be at least 10, --fanout at least 1, --duration at least 100ms")
@@ -87,6 +100,9 @@ var benchListening = regexp.MustCompile(`msg="tidings is listening".* url=(\S+)`
 // start makes a database with the bench's users and serves it from a
 // second process, so that the server's memory is its own.
 func (b *bench) start(ctx context.Context) (stop func(), err error) {
+	if b.cfg.nchan != "" {
+		return b.startNchan()
+	}
 	dir, err := os.MkdirTemp("", "tidings-bench-")
 	if err != nil {
 		return nil, err
@@ -181,6 +197,9 @@ func (b *bench) rss() int64 {
 	if b.pid == 0 {
 		return 0
 	}
+	if b.cfg.nchan != "" {
+		return nchanRSS(b.pid)
+	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.pid))
 	if err != nil {
 		return 0
@@ -249,6 +268,9 @@ func (b *bench) poll(ctx context.Context, login, query string) (pollAnswer, erro
 }
 
 func (b *bench) publishTo(ctx context.Context, login, text string) error {
+	if b.cfg.nchan != "" {
+		return b.nchanPublish(ctx, login, text)
+	}
 	body, _ := json.Marshal(map[string]any{"recipients": []string{login}, "text": text})
 	resp, err := b.request(ctx, "POST", "/api/v1/messages", b.publishToken, string(body))
 	if err != nil {
@@ -271,6 +293,12 @@ func (b *bench) hold(ctx context.Context, transport string, n int) (release func
 	wsURL := "ws" + strings.TrimPrefix(b.url, "http") + "/api/v1/ws"
 	for range n {
 		wg.Go(func() {
+			if b.cfg.nchan != "" {
+				if !b.nchanHold(ctx, transport) && ctx.Err() == nil {
+					failed.Add(1)
+				}
+				return
+			}
 			switch transport {
 			case "poll":
 				for ctx.Err() == nil {
@@ -309,6 +337,9 @@ func (b *bench) hold(ctx context.Context, transport string, n int) (release func
 
 // latency measures publish→delivered for the target's long poll.
 func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Duration, err error) {
+	if b.cfg.nchan != "" {
+		return b.nchanLatency(ctx, samples)
+	}
 	start, err := b.poll(ctx, "target", "timeout=0")
 	if err != nil {
 		return 0, 0, 0, err
@@ -361,9 +392,11 @@ func (b *bench) throughput(ctx context.Context, n int) (float64, error) {
 func (b *bench) fanout(ctx context.Context, n, messages int) (perSecond float64, p99 time.Duration, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	start, err := b.poll(ctx, "fan", "timeout=0")
-	if err != nil {
-		return 0, 0, err
+	var start pollAnswer
+	if b.cfg.nchan == "" {
+		if start, err = b.poll(ctx, "fan", "timeout=0"); err != nil {
+			return 0, 0, err
+		}
 	}
 	var ready sync.WaitGroup
 	var mu sync.Mutex
@@ -372,7 +405,13 @@ func (b *bench) fanout(ctx context.Context, n, messages int) (perSecond float64,
 	for range n {
 		ready.Add(1)
 		all.Go(func() {
-			resp, err := b.request(ctx, "GET", "/api/v1/stream?since="+start.Cursor, b.tokens["fan"], "")
+			var resp *http.Response
+			var err error
+			if b.cfg.nchan != "" {
+				resp, err = b.nchanSubscribe(ctx, "fan", "text/event-stream")
+			} else {
+				resp, err = b.request(ctx, "GET", "/api/v1/stream?since="+start.Cursor, b.tokens["fan"], "")
+			}
 			if err != nil {
 				ready.Done()
 				return
@@ -389,7 +428,10 @@ func (b *bench) fanout(ctx context.Context, n, messages int) (perSecond float64,
 				}
 				if text, ok := strings.CutPrefix(line, "data: "); ok {
 					var m struct{ Text string }
-					if json.Unmarshal([]byte(text), &m) == nil {
+					if b.cfg.nchan != "" {
+						m.Text = text // Nchan sends what was published
+					}
+					if m.Text != "" || json.Unmarshal([]byte(text), &m) == nil {
 						mu.Lock()
 						got[m.Text] = append(got[m.Text], time.Now())
 						mu.Unlock()
@@ -442,8 +484,13 @@ func (b *bench) fanout(ctx context.Context, n, messages int) (perSecond float64,
 // behind (memory the runtime keeps, connections) does not count in the next.
 func (b *bench) run(ctx context.Context) error {
 	w := tabwriter.NewWriter(b.out, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(b.out, "Tidings bench, %s, each scenario on a server of its own on a fresh SQLite database\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	if b.cfg.nchan == "" {
+		fmt.Fprintf(b.out, "Tidings bench, %s, each scenario on a server of its own on a fresh SQLite database\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	}
 	fmt.Fprintln(w, "scenario\tsize\tresult")
+	if b.cfg.nchan != "" {
+		fmt.Fprintf(b.out, "Nchan at %s, the same scenarios (held connections subscribe to one channel)\n\n", b.cfg.nchan)
+	}
 	fresh := func(scenario func() error) error {
 		stop, err := b.start(ctx)
 		if err != nil {
@@ -486,7 +533,11 @@ func (b *bench) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "publishes/s\t%d publishers\t%.0f durable publishes/s\n", n, rate)
+			kind := "durable publishes/s"
+			if b.cfg.nchan != "" {
+				kind = "publishes/s, in memory"
+			}
+			fmt.Fprintf(w, "publishes/s\t%d publishers\t%.0f %s\n", n, rate, kind)
 			w.Flush()
 		}
 		return nil
