@@ -139,3 +139,87 @@ func TestParkedPollKeepsItsConnection(t *testing.T) {
 		t.Fatalf("held then early poll: %+v, then %+v", first, second)
 	}
 }
+
+// TestManyParkedStreamsLoseNothing: many parked streams of one user, with
+// publishers racing their wake-ups: every stream gets every message once,
+// all in the same order, each publisher's in the order it published.
+func TestManyParkedStreamsLoseNothing(t *testing.T) {
+	s := MustOpenServer(t)
+	_, alice := s.MustCreateUser(t, "alice", true)
+	bob, token := s.MustCreateUser(t, "bob", false)
+	const streams, publishers, each = 40, 4, 40
+	var start struct{ Cursor string }
+	s.MustDo(t, "GET", "/api/v1/cursor", token, nil, http.StatusOK, &start)
+
+	got := make([][]string, streams)
+	done := make(chan int, streams)
+	for i := range streams {
+		req := s.NewRequest(t, "GET", "/api/v1/stream?since="+start.Cursor, token, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		go func() {
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+					var m struct{ Text string }
+					if json.Unmarshal([]byte(data), &m) == nil && m.Text != "" {
+						if got[i] = append(got[i], m.Text); len(got[i]) == publishers*each {
+							break
+						}
+					}
+				}
+			}
+			done <- i
+		}()
+	}
+	waitFor(t, "every stream to wait", func() bool { return s.Hub.WaitingFor(bob.ID) == streams })
+	errs := make(chan error, publishers)
+	for p := range publishers {
+		go func() {
+			for k := range each {
+				status, body := s.Do(t, "POST", "/api/v1/messages", alice, map[string]any{"recipients": []string{"bob"}, "text": fmt.Sprintf("%d-%03d", p, k)})
+				if status != http.StatusAccepted {
+					errs <- fmt.Errorf("publish: %d %s", status, body)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range publishers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	timeout := time.After(30 * time.Second)
+	for range streams {
+		select {
+		case <-done:
+		case <-timeout:
+			t.Fatal("the streams did not get every message within 30 s")
+		}
+	}
+	for i := range streams {
+		if len(got[i]) != publishers*each {
+			t.Fatalf("stream %d got %d messages, want %d", i, len(got[i]), publishers*each)
+		}
+		if strings.Join(got[i], ",") != strings.Join(got[0], ",") {
+			t.Fatalf("stream %d got another order than stream 0", i)
+		}
+		seen := map[string]bool{}
+		last := map[byte]string{}
+		for _, text := range got[i] {
+			if seen[text] {
+				t.Fatalf("stream %d got %s twice", i, text)
+			}
+			seen[text] = true
+			if prev := last[text[0]]; prev > text {
+				t.Fatalf("stream %d got %s after %s", i, text, prev)
+			}
+			last[text[0]] = text
+		}
+	}
+}
