@@ -12,6 +12,9 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "--transports", "carrier-pigeon"},
 		{"bench", "--samples", "1"},
 		{"bench", "extra"},
+		{"bench", "--nchan", "http://127.0.0.1:18090"},
+		{"bench", "--nchan-pid-file", "/run/nginx.pid"},
+		{"bench", "--nchan", "127.0.0.1:18090", "--nchan-pid-file", "/run/nginx.pid"},
 	} {
 		if code, _, stderr := run(t, nil, "", args...); code != 2 || !strings.Contains(stderr, "tidings:") {
 			t.Errorf("%q: exit %d, %s", args, code, stderr)
