@@ -251,8 +251,11 @@ func (s *Server) parkPoll(w http.ResponseWriter, r *http.Request, x *run, answer
 	return true
 }
 
-// maxEarlyBytes bounds what a client may send ahead while its poll is held.
-const maxEarlyBytes = 64 << 10
+// maxEarlyBytes bounds what a client may send ahead while its poll is held
+// (kept for after the answer), or on a stream (read and dropped): a client
+// that sends more is cut off. net/http's own reader keeps one byte at most
+// while a handler runs; a next request with its headers fits in 8 KiB.
+const maxEarlyBytes = 8 << 10
 
 // writePollAnswer writes a poll's answer as pollAnswer encodes it, but
 // straight from the messages' kept encodings to the connection: no second
