@@ -76,7 +76,6 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) error {
 				}
 				pc = p
 				ws.conn, ws.in = p.conn, rest
-				_ = rest
 			} else {
 				c, rw, err := http.NewResponseController(w).Hijack()
 				if err != nil {
@@ -145,7 +144,7 @@ func (s *Server) endWebSocket(ws *wsConn, userID int64, err error) {
 	var we *writeError
 	switch {
 	case errors.Is(err, errShutdown):
-		ws.close(ws.StatusGoingAway(), "The server is shutting down.")
+		ws.close(gws.StatusGoingAway, "The server is shutting down.")
 	case accessEnded(err):
 		ws.close(gws.StatusPolicyViolation, "The session or token has ended; log in again.")
 	case err == nil, errors.Is(err, errGone), errors.As(err, &we), errors.Is(err, context.Canceled):
@@ -207,9 +206,6 @@ type wsConn struct {
 	pinged  bool       // a ping is not answered yet
 	closing bool       // a close frame was sent
 }
-
-// StatusGoingAway is the close code of a server that shuts down.
-func (c *wsConn) StatusGoingAway() gws.StatusCode { return gws.StatusGoingAway }
 
 // handshake answers the upgrade: 101 with the accept key.
 func (c *wsConn) handshake(r *http.Request) error {
