@@ -67,8 +67,10 @@ stop_nginx() {
 trap 'stop_nginx; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
-# A loopback port nothing listens on; nginx is tried on another if it
-# cannot have it after all.
+# A loopback port nothing listens on, below the ephemeral range that the
+# load generator's own connections take ports from; nginx is tried on
+# another if it cannot have it after all.
+ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 user_line=
 if [ "$(id -u)" = 0 ]; then
@@ -76,7 +78,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 start_nginx() {
 	for _ in 1 2 3 4 5; do
-		port=$((20000 + RANDOM % 20000))
+		port=$((10000 + RANDOM % (ephemeral > 12000 ? ephemeral - 10000 : 2000)))
 		port_free "$port" || continue
 		mkdir -p "$nginx_dir"
 		sed "s#@DIR@#$nginx_dir#g; s#@PORT@#$port#g; s#@USER@#$user_line#" bench/nchan.conf.in >"$nginx_dir/nginx.conf"
