@@ -1,6 +1,10 @@
 package main
 
 import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -58,5 +62,42 @@ func TestBenchTSV(t *testing.T) {
 	}
 	if strings.Contains(stdout, "fanout") || strings.Contains(stdout, "scenario") {
 		t.Errorf("more than the figures asked for:\n%s", stdout)
+	}
+}
+
+// Against a running Tidings, the bench makes its users as the admin, runs
+// the scenarios on that server and removes its users afterwards.
+func TestBenchAgainstRunningTidings(t *testing.T) {
+	env := map[string]string{"TIDINGS_DB": filepath.Join(t.TempDir(), "tidings.db")}
+	base, _, _ := serve(t, env, "--addr", "127.0.0.1:0", "--poll-timeout", "5m")
+	if code, _, stderr := run(t, env, "correct horse battery\n", "user", "add", "--login", "dora", "--name", "Dora", "--email", "dora@example.org", "--admin"); code != 0 {
+		t.Fatalf("user add exited %d: %s", code, stderr)
+	}
+	code, stdout, stderr := run(t, nil, "correct horse battery\n", "bench", "--server", base, "--login", "dora",
+		"--transports", "poll", "--sizes", "5", "--samples", "10", "--duration", "200ms", "--fanout", "3")
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, stderr)
+	}
+	for _, row := range []string{"running server at " + base, "held poll", "16 publishers", "fan-out"} {
+		if !strings.Contains(stdout, row) {
+			t.Errorf("the table has no %q:\n%s", row, stdout)
+		}
+	}
+
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"login":"dora","password":"correct horse battery"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("log in: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(base + "/api/v1/users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if strings.Contains(string(body), "bench-") {
+		t.Errorf("the bench's users are left behind: %s", body)
 	}
 }
