@@ -1,74 +1,160 @@
 #!/usr/bin/env bash
-# Runs tidings bench against Tidings and against Nchan (nginx's pub/sub
-# module, Debian's nginx and libnginx-mod-nchan, installed here if missing)
-# in one run, on this machine, and prints one table with both side by side.
+# Runs the same scenarios of tidings bench against Tidings and against Nchan
+# (nginx's pub/sub module, in memory: Debian's nginx and libnginx-mod-nchan,
+# installed here if missing) in one run on this machine, and prints one
+# markdown table with both side by side, the date and the machine on top.
 #
-#   bench/compare.sh           1,000 / 5,000 / 9,000 held connections
-#   bench/compare.sh --quick   1,000 only, fewer samples
+#   bench/compare.sh                1,000 / 5,000 / 9,000 held connections, 300 publishes in a row
+#   bench/compare.sh --quick        1,000 only, fewer samples, shorter runs: to try it
+#   bench/compare.sh --sizes 5000   other sizes (and --samples N, --duration D, --fanout N)
+#
+# Progress goes to standard error, the table to standard output. As tidings
+# bench gives each Tidings scenario a server of its own, each Nchan scenario
+# gets a freshly started nginx: memory one leaves behind does not count in
+# the next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+args="$*"
 sizes=1000,5000,9000
 samples=300
-if [ "${1:-}" = "--quick" ]; then
-	sizes=1000
-	samples=100
-fi
-port=${NCHAN_PORT:-18090}
+duration=3s
+fanout=2000
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) sizes=1000 samples=100 duration=1s fanout=500 ;;
+	--sizes) sizes=$2; shift ;;
+	--samples) samples=$2; shift ;;
+	--duration) duration=$2; shift ;;
+	--fanout) fanout=$2; shift ;;
+	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "compare.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+transports=(poll sse ws)
+IFS=, read -r -a size_list <<<"$sizes"
 
 if ! command -v nginx >/dev/null 2>&1 || [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
 	echo "== installing nginx and libnginx-mod-nchan" >&2
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null
 fi
-ulimit -n 20000 2>/dev/null || true
+
+# The load generator holds up to the largest size in one process, nginx as
+# many: both need that many open files and a few more.
+max_size=$(printf '%s\n' "${size_list[@]}" | sort -n | tail -1)
+need=$((max_size + 1000))
+if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$need" ]; then
+	ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+fi
+if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$need" ]; then
+	echo "compare.sh: $max_size held connections need $need open files, the limit here is $(ulimit -Sn)" >&2
+	exit 1
+fi
 
 tmp=$(mktemp -d)
+nginx_dir=$tmp/nginx
 stop_nginx() {
-	if [ -s "$tmp/nginx/nginx.pid" ]; then
-		pid=$(cat "$tmp/nginx/nginx.pid")
-		kill -QUIT "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if [ -s "$nginx_dir/nginx.pid" ]; then
+		local pid
+		pid=$(cat "$nginx_dir/nginx.pid")
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
 	fi
-	rm -rf "$tmp/nginx"
+	rm -rf "$nginx_dir"
 }
 trap 'stop_nginx; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 
-# Each transport on a fresh nginx, as tidings bench gives each scenario a
-# server of its own: memory one scenario leaves behind does not count in
-# the next.
+# A loopback port nothing listens on, below the ephemeral range that the
+# load generator's own connections take ports from; nginx is tried on
+# another if it cannot have it after all.
+ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+user_line=
+if [ "$(id -u)" = 0 ]; then
+	user_line="user $(id -un) $(id -gn);" # the workers run as the current user, not nobody
+fi
 start_nginx() {
-	mkdir -p "$tmp/nginx"
-	sed "s#@DIR@#$tmp/nginx#g; s#@PORT@#$port#g" bench/nchan.conf.in >"$tmp/nginx/nginx.conf"
-	nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" -e "$tmp/nginx/error.log"
-	for _ in $(seq 50); do [ -s "$tmp/nginx/nginx.pid" ] && break; sleep 0.1; done
+	for _ in 1 2 3 4 5; do
+		port=$((10000 + RANDOM % (ephemeral > 12000 ? ephemeral - 10000 : 2000)))
+		port_free "$port" || continue
+		mkdir -p "$nginx_dir"
+		sed "s#@DIR@#$nginx_dir#g; s#@PORT@#$port#g; s#@USER@#$user_line#" bench/nchan.conf.in >"$nginx_dir/nginx.conf"
+		if nginx -q -c "$nginx_dir/nginx.conf" -p "$nginx_dir" -e "$nginx_dir/error.log"; then
+			for _ in $(seq 50); do
+				[ -s "$nginx_dir/nginx.pid" ] && ! port_free "$port" && return 0
+				sleep 0.1
+			done
+		fi
+		cat "$nginx_dir/error.log" >&2 2>/dev/null || true
+		stop_nginx
+	done
+	echo "compare.sh: nginx did not start" >&2
+	exit 1
 }
 
 echo "== building tidings" >&2
 go build -o "$tmp/tidings" ./cmd/tidings
+bench=("$tmp/tidings" bench --format tsv --samples "$samples" --duration "$duration" --fanout "$fanout")
 
-echo "== Tidings" >&2
-"$tmp/tidings" bench --sizes "$sizes" --samples "$samples" >"$tmp/tidings.txt"
-for t in poll sse ws; do
-	echo "== Nchan, $t" >&2
+echo "== Tidings: every scenario, each on a server of its own" >&2
+"${bench[@]}" --sizes "$sizes" >"$tmp/tidings.tsv"
+
+nchan() {
 	start_nginx
-	"$tmp/tidings" bench --nchan "http://127.0.0.1:$port" --nchan-pid-file "$tmp/nginx/nginx.pid" \
-		--transports "$t" --sizes "$sizes" --samples "$samples" >"$tmp/nchan-$t.txt"
+	"${bench[@]}" --target nchan --server "http://127.0.0.1:$port" --pid-file "$nginx_dir/nginx.pid" "$@" >>"$tmp/nchan.tsv"
 	stop_nginx
+}
+for t in "${transports[@]}"; do
+	for n in "${size_list[@]}"; do
+		echo "== Nchan: $n held $t" >&2
+		nchan --scenarios held --transports "$t" --sizes "$n"
+	done
 done
+echo "== Nchan: publishes/s" >&2
+nchan --scenarios publish
+echo "== Nchan: fan-out" >&2
+nchan --scenarios fanout
 
-# Held connections from each transport's run, the rest from the last one.
-{
-	grep -h '^held' "$tmp"/nchan-poll.txt "$tmp"/nchan-sse.txt "$tmp"/nchan-ws.txt
-	grep -hv '^held' "$tmp/nchan-ws.txt" | grep -E '^(publishes|fan-out)'
-} >"$tmp/nchan.txt"
+# The table: one row a figure, Tidings' and Nchan's side by side.
+declare -A tid nch
+while IFS=$'\t' read -r k v; do tid[$k]=$v; done <"$tmp/tidings.tsv"
+while IFS=$'\t' read -r k v; do nch[$k]=$v; done <"$tmp/nchan.tsv"
+num() { echo "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; } # 69500 → 69,500
+cell() { # cell ARRAY KEY UNIT
+	local -n a=$1
+	if [ -n "${a[$2]:-}" ]; then echo "${a[$2]}$3"; else echo "n/a"; fi
+}
+cells() { # cells ARRAY KEY-PREFIX: p50 / p99 / max
+	local -n a=$1
+	if [ -n "${a[$2.p50]:-}" ]; then echo "${a[$2.p50]} / ${a[$2.p99]} / ${a[$2.max]} ms"; else echo "n/a"; fi
+}
+declare -A what=([poll]="long poll" [sse]="SSE stream" [ws]="WebSocket")
 
-echo "Tidings and Nchan, measured together on $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, Linux $(uname -r); the load generator shares the cores"
-echo "nginx $(nginx -v 2>&1 | sed 's#.*/##'), Nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'), one worker; Tidings $(git describe --always --dirty 2>/dev/null || echo '?'), SQLite"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+echo "Tidings and Nchan, measured together on $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/compare.sh${args:+ $args}\`"
 echo
-echo "| scenario | size | Tidings | Nchan (in memory) |"
-echo "|---|---|---|---|"
-awk -F'  +' '
-	FNR == NR { if ($1 ~ /^(held|publishes|fan-out)/) nchan[$1 "|" $2] = $3; next }
-	$1 ~ /^(held|publishes|fan-out)/ { k = $1 "|" $2; printf "| %s | %s | %s | %s |\n", $1, $2, $3, (k in nchan ? nchan[k] : "n/a") }
-' "$tmp/nchan.txt" "$tmp/tidings.txt"
+echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/{print $2}') GiB, Linux $(uname -r); the load generator runs on the same cores, over loopback."
+echo "Nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo '?') in nginx $(nginx -v 2>&1 | sed 's#.*/##'), one worker, in memory; Tidings $(git describe --always --dirty 2>/dev/null || echo '?'), SQLite, durable publishes."
+echo
+echo "| figure | Tidings | Nchan |"
+echo "|---|---|---|"
+for t in "${transports[@]}"; do
+	for n in "${size_list[@]}"; do
+		echo "| memory per held ${what[$t]}, $(num "$n") held | $(cell tid "held.$t.$n.kb" " KB") | $(cell nch "held.$t.$n.kb" " KB") |"
+	done
+done
+for t in "${transports[@]}"; do
+	for n in "${size_list[@]}"; do
+		echo "| publish → delivered p50 / p99 / max (1 long-poll subscriber, $samples publishes in a row), $(num "$n") ${what[$t]}s held | $(cells tid "held.$t.$n") | $(cells nch "held.$t.$n") |"
+	done
+done
+for p in 1 16 64; do
+	r_t=${tid[publish.$p.rate]:-} r_n=${nch[publish.$p.rate]:-}
+	echo "| publishes/s, $p concurrent keep-alive publisher$([ "$p" = 1 ] || echo s) | ${r_t:+$(num "$r_t") (durable)} | ${r_n:+$(num "$r_n") (in memory)} |"
+done
+f_t=${tid[fanout.$fanout.rate]:-} f_n=${nch[fanout.$fanout.rate]:-}
+echo "| fan-out to $(num "$fanout") SSE subscribers: deliveries/s, p99 | ${f_t:+$(num "$f_t")/s, p99 ${tid[fanout.$fanout.p99]} ms} | ${f_n:+$(num "$f_n")/s, p99 ${nch[fanout.$fanout.p99]} ms} |"
+echo "| database queries per idle poll per minute | not measured by the bench | 0 (no database) |"

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +30,9 @@ import (
 // in a process of its own, on a fresh database, and prints one table: memory per held
 // connection at several sizes, publish→delivered latency with them held,
 // publishes per second at 1, 16 and 64 publishers, and fan-out to many
-// subscribers. It needs no other tool.
+// subscribers. It needs no other tool. With --server it measures a running
+// server instead, a Tidings or (--target nchan) an nginx with Nchan, so that
+// bench/compare.sh puts both side by side with one load generator.
 
 type benchConfig struct {
 	sizes     []int
@@ -36,11 +40,20 @@ type benchConfig struct {
 	samples   int
 	duration  time.Duration
 	fanout    int
+	scenarios map[string]bool // held, publish, fanout
+	tsv       bool            // print key<TAB>value lines for bench/compare.sh
 
-	// nchan, if set, is the URL of an nginx with Nchan (bench/nchan.conf.in)
-	// to run the same scenarios against, and nchanPIDFile its pid file.
-	nchan        string
-	nchanPIDFile string
+	// target is what the scenarios run against: "tidings" or "nchan" (an
+	// nginx with Nchan, as bench/compare.sh configures it).
+	target string
+	// server, if set, is the URL of a running server: every scenario runs
+	// on it rather than on a server of its own. pidFile, if set, holds its
+	// process id, whose memory (with its children's) the bench reads.
+	server  string
+	pidFile string
+	// login is an admin of the running Tidings, whose password is read from
+	// standard input: the bench makes its users with it.
+	login string
 }
 
 func (m *Main) runBench(ctx context.Context, args []string) error {
@@ -51,8 +64,12 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.samples, "samples", 200, "publishes per latency measurement")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "how long each throughput run lasts")
 	fs.IntVar(&c.fanout, "fanout", 2000, "subscribers of the fan-out scenario")
-	fs.StringVar(&c.nchan, "nchan", "", "run the scenarios against Nchan at this URL instead (see bench/compare.sh)")
-	fs.StringVar(&c.nchanPIDFile, "nchan-pid-file", "", "with --nchan: nginx's pid file, to read its memory")
+	scenarios := fs.String("scenarios", "held,publish,fanout", "scenarios to run: held (memory and latency), publish (publishes/s), fanout")
+	format := fs.String("format", "table", "table, or tsv: one key<TAB>value line per figure")
+	fs.StringVar(&c.target, "target", "tidings", "what to measure: tidings, or nchan (with --server; see bench/compare.sh)")
+	fs.StringVar(&c.server, "server", "", "URL of a running server to measure instead of starting one per scenario")
+	fs.StringVar(&c.pidFile, "pid-file", "", "with --server: the file holding its process id, to read its memory")
+	fs.StringVar(&c.login, "login", "", "with --server and Tidings: an admin's login (password on stdin), to make the bench's users")
 	if err := m.parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -72,16 +89,23 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 		}
 		c.transport = append(c.transport, t)
 	}
-	if (c.nchan == "") != (c.nchanPIDFile == "") {
-		return usagef("--nchan and --nchan-pid-file go together")
+	if err := c.parseScenarios(*scenarios, *format); err != nil {
+		return err
 	}
-	if c.nchan != "" && !strings.HasPrefix(c.nchan, "http://") {
-		return usagef("--nchan must be an http:// URL, not %q", c.nchan)
+	if err := c.validateTarget(); err != nil {
+		return err
 	}
 	if c.samples < 10 || c.fanout < 1 || c.duration < 100*time.Millisecond {
 		return usagef("--samples must be at least 10, --fanout at least 1, --duration at least 100ms")
 	}
 	b := &bench{out: m.Stdout, cfg: c}
+	if c.login != "" {
+		password, err := m.readLoginPassword()
+		if err != nil {
+			return err
+		}
+		b.password = password
+	}
 	return b.run(ctx)
 }
 
@@ -93,6 +117,12 @@ type bench struct {
 	publishToken string
 	tokens       map[string]string // user token by login
 	client       *http.Client
+
+	// With a running Tidings (--server): the admin's password, and the
+	// logins the bench made there for its users, by the names above.
+	password string
+	admin    *http.Client // the admin's session
+	logins   map[string]string
 }
 
 var benchListening = regexp.MustCompile(`msg="tidings is listening".* url=(\S+)`)
@@ -100,8 +130,8 @@ var benchListening = regexp.MustCompile(`msg="tidings is listening".* url=(\S+)`
 // start makes a database with the bench's users and serves it from a
 // second process, so that the server's memory is its own.
 func (b *bench) start(ctx context.Context) (stop func(), err error) {
-	if b.cfg.nchan != "" {
-		return b.startNchan()
+	if b.cfg.server != "" {
+		return b.startRunning(ctx)
 	}
 	dir, err := os.MkdirTemp("", "tidings-bench-")
 	if err != nil {
@@ -197,23 +227,7 @@ func (b *bench) rss() int64 {
 	if b.pid == 0 {
 		return 0
 	}
-	if b.cfg.nchan != "" {
-		return nchanRSS(b.pid)
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
+	return treeRSS(b.pid)
 }
 
 // settled waits until the server's memory stops growing: every connection
@@ -268,10 +282,10 @@ func (b *bench) poll(ctx context.Context, login, query string) (pollAnswer, erro
 }
 
 func (b *bench) publishTo(ctx context.Context, login, text string) error {
-	if b.cfg.nchan != "" {
+	if b.nchan() {
 		return b.nchanPublish(ctx, login, text)
 	}
-	body, _ := json.Marshal(map[string]any{"recipients": []string{login}, "text": text})
+	body, _ := json.Marshal(map[string]any{"recipients": []string{b.loginOf(login)}, "text": text})
 	resp, err := b.request(ctx, "POST", "/api/v1/messages", b.publishToken, string(body))
 	if err != nil {
 		return err
@@ -293,7 +307,7 @@ func (b *bench) hold(ctx context.Context, transport string, n int) (release func
 	wsURL := "ws" + strings.TrimPrefix(b.url, "http") + "/api/v1/ws"
 	for range n {
 		wg.Go(func() {
-			if b.cfg.nchan != "" {
+			if b.nchan() {
 				if !b.nchanHold(ctx, transport) && ctx.Err() == nil {
 					failed.Add(1)
 				}
@@ -337,7 +351,7 @@ func (b *bench) hold(ctx context.Context, transport string, n int) (release func
 
 // latency measures publish→delivered for the target's long poll.
 func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Duration, err error) {
-	if b.cfg.nchan != "" {
+	if b.nchan() {
 		return b.nchanLatency(ctx, samples)
 	}
 	start, err := b.poll(ctx, "target", "timeout=0")
@@ -367,8 +381,73 @@ func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Du
 	return d[len(d)/2], d[len(d)*99/100], d[len(d)-1], nil
 }
 
-// throughput publishes from n concurrent publishers for the bench's duration.
+// throughput publishes from n concurrent publishers for the bench's
+// duration, each on a keep-alive connection of its own that writes a
+// prepared request and reads its answer: net/http's client would cost the
+// load generator, which shares the cores with the server, several times
+// more than the servers spend on a publish.
 func (b *bench) throughput(ctx context.Context, n int) (float64, error) {
+	u, err := url.Parse(b.url)
+	if err != nil || u.Scheme != "http" {
+		return b.throughputClient(ctx, n)
+	}
+	req := b.publishRequest(u.Host, "sink", "throughput")
+	deadline := time.Now().Add(b.cfg.duration)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			conn.SetDeadline(deadline)
+			br := bufio.NewReader(conn)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if _, err := conn.Write(req); err != nil {
+					break
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					break
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusCreated {
+					errs <- fmt.Errorf("publish: %s", resp.Status)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	select {
+	case err := <-errs:
+		return 0, err
+	default:
+	}
+	return float64(done.Load()) / elapsed.Seconds(), nil
+}
+
+// publishRequest is the HTTP/1.1 request of one publish to a user (a
+// channel of Nchan's), as publishTo sends it.
+func (b *bench) publishRequest(host, login, text string) []byte {
+	path, auth, body := "/pub/"+login, "", text
+	if !b.nchan() {
+		data, _ := json.Marshal(map[string]any{"recipients": []string{b.loginOf(login)}, "text": text})
+		path, auth, body = "/api/v1/messages", "Authorization: Bearer "+b.publishToken+"\r\nContent-Type: application/json\r\n", string(data)
+	}
+	return fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: %d\r\n\r\n%s", path, host, auth, len(body), body)
+}
+
+// throughputClient is throughput through net/http's client, for HTTPS.
+func (b *bench) throughputClient(ctx context.Context, n int) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.duration)
 	defer cancel()
 	var done atomic.Int64
@@ -393,7 +472,7 @@ func (b *bench) fanout(ctx context.Context, n, messages int) (perSecond float64,
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var start pollAnswer
-	if b.cfg.nchan == "" {
+	if !b.nchan() {
 		if start, err = b.poll(ctx, "fan", "timeout=0"); err != nil {
 			return 0, 0, err
 		}
@@ -407,8 +486,8 @@ func (b *bench) fanout(ctx context.Context, n, messages int) (perSecond float64,
 		all.Go(func() {
 			var resp *http.Response
 			var err error
-			if b.cfg.nchan != "" {
-				resp, err = b.nchanSubscribe(ctx, "fan", "text/event-stream")
+			if b.nchan() {
+				resp, err = b.nchanSubscribe(ctx, "sse", "fan")
 			} else {
 				resp, err = b.request(ctx, "GET", "/api/v1/stream?since="+start.Cursor, b.tokens["fan"], "")
 			}
@@ -428,7 +507,7 @@ func (b *bench) fanout(ctx context.Context, n, messages int) (perSecond float64,
 				}
 				if text, ok := strings.CutPrefix(line, "data: "); ok {
 					var m struct{ Text string }
-					if b.cfg.nchan != "" {
+					if b.nchan() {
 						m.Text = text // Nchan sends what was published
 					}
 					if m.Text != "" || json.Unmarshal([]byte(text), &m) == nil {
@@ -481,15 +560,32 @@ func (b *bench) fanout(ctx context.Context, n, messages int) (perSecond float64,
 }
 
 // run runs every scenario on a server of its own, so that what one leaves
-// behind (memory the runtime keeps, connections) does not count in the next.
+// behind (memory the runtime keeps, connections) does not count in the next;
+// with --server, every scenario runs on that one.
 func (b *bench) run(ctx context.Context) error {
 	w := tabwriter.NewWriter(b.out, 2, 8, 2, ' ', 0)
-	if b.cfg.nchan == "" {
-		fmt.Fprintf(b.out, "Tidings bench, %s, each scenario on a server of its own on a fresh SQLite database\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	if !b.cfg.tsv {
+		when := time.Now().UTC().Format("2006-01-02 15:04 MST")
+		switch {
+		case b.nchan():
+			fmt.Fprintf(b.out, "Nchan at %s, %s, the same scenarios (held connections subscribe to one channel)\n\n", b.cfg.server, when)
+		case b.cfg.server != "":
+			fmt.Fprintf(b.out, "Tidings bench, %s, every scenario on the running server at %s\n\n", when, b.cfg.server)
+		default:
+			fmt.Fprintf(b.out, "Tidings bench, %s, each scenario on a server of its own on a fresh SQLite database\n\n", when)
+		}
+		fmt.Fprintln(w, "scenario\tsize\tresult")
 	}
-	fmt.Fprintln(w, "scenario\tsize\tresult")
-	if b.cfg.nchan != "" {
-		fmt.Fprintf(b.out, "Nchan at %s, the same scenarios (held connections subscribe to one channel)\n\n", b.cfg.nchan)
+	// row prints a line of the table, or its figures as key<TAB>value.
+	row := func(scenario, size, result string, figures ...benchFigure) error {
+		if b.cfg.tsv {
+			for _, f := range figures {
+				fmt.Fprintf(b.out, "%s\t%s\n", f.key, f.value)
+			}
+			return nil
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", scenario, size, result)
+		return w.Flush()
 	}
 	fresh := func(scenario func() error) error {
 		stop, err := b.start(ctx)
@@ -501,8 +597,14 @@ func (b *bench) run(ctx context.Context) error {
 		defer b.client.CloseIdleConnections()
 		return scenario()
 	}
+	if b.cfg.server != "" && !b.nchan() {
+		defer b.removeUsers()
+	}
 	for _, transport := range b.cfg.transport {
 		for _, n := range b.cfg.sizes {
+			if !b.cfg.scenarios["held"] {
+				break
+			}
 			err := fresh(func() error {
 				before := b.settled(ctx)
 				release, err := b.hold(ctx, transport, n)
@@ -515,44 +617,64 @@ func (b *bench) run(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
+				key := fmt.Sprintf("held.%s.%d.", transport, n)
+				figures := []benchFigure{{key + "p50", ms(p50)}, {key + "p99", ms(p99)}, {key + "max", ms(max)}}
 				mem := "n/a"
 				if before > 0 && after > 0 {
-					mem = fmt.Sprintf("%.1f KB per held connection", float64(after-before)/float64(n)/1024)
+					kb := float64(after-before) / float64(n) / 1024
+					mem = fmt.Sprintf("%.1f KB per held connection", kb)
+					figures = append(figures, benchFigure{key + "kb", fmt.Sprintf("%.1f", kb)})
 				}
-				fmt.Fprintf(w, "held %s\t%d\t%s; publish→delivered p50 %s, p99 %s, max %s\n", transport, n, mem, millis(p50), millis(p99), millis(max))
-				return w.Flush()
+				return row("held "+transport, strconv.Itoa(n), fmt.Sprintf("%s; publish→delivered p50 %s, p99 %s, max %s", mem, millis(p50), millis(p99), millis(max)), figures...)
 			})
 			if err != nil {
 				return err
 			}
 		}
 	}
-	err := fresh(func() error {
-		for _, n := range []int{1, 16, 64} {
-			rate, err := b.throughput(ctx, n)
-			if err != nil {
-				return err
+	if b.cfg.scenarios["publish"] {
+		err := fresh(func() error {
+			for _, n := range []int{1, 16, 64} {
+				rate, err := b.throughput(ctx, n)
+				if err != nil {
+					return err
+				}
+				kind := "durable publishes/s"
+				if b.nchan() {
+					kind = "publishes/s, in memory"
+				}
+				err = row("publishes/s", fmt.Sprintf("%d publishers", n), fmt.Sprintf("%.0f %s", rate, kind),
+					benchFigure{fmt.Sprintf("publish.%d.rate", n), fmt.Sprintf("%.0f", rate)})
+				if err != nil {
+					return err
+				}
 			}
-			kind := "durable publishes/s"
-			if b.cfg.nchan != "" {
-				kind = "publishes/s, in memory"
-			}
-			fmt.Fprintf(w, "publishes/s\t%d publishers\t%.0f %s\n", n, rate, kind)
-			w.Flush()
+			return nil
+		})
+		if err != nil {
+			return err
 		}
+	}
+	if !b.cfg.scenarios["fanout"] {
 		return nil
-	})
-	if err != nil {
-		return err
 	}
 	return fresh(func() error {
 		rate, p99, err := b.fanout(ctx, b.cfg.fanout, 20)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "fan-out\t%d subscribers\t%.0f deliveries/s, p99 %s\n", b.cfg.fanout, rate, millis(p99))
-		return w.Flush()
+		key := fmt.Sprintf("fanout.%d.", b.cfg.fanout)
+		return row("fan-out", fmt.Sprintf("%d subscribers", b.cfg.fanout), fmt.Sprintf("%.0f deliveries/s, p99 %s", rate, millis(p99)),
+			benchFigure{key + "rate", fmt.Sprintf("%.0f", rate)}, benchFigure{key + "p99", ms(p99)})
 	})
+}
+
+// benchFigure is one figure of the bench's --format tsv: its key, such as
+// held.poll.1000.kb, and its value in KB, ms or per second.
+type benchFigure struct{ key, value string }
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond))
 }
 
 func millis(d time.Duration) string {

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,81 +14,78 @@ import (
 	"github.com/coder/websocket"
 )
 
-// The bench runs its scenarios against Nchan (nginx's pub/sub module, in
-// memory) the same way as against Tidings, so that bench/compare.sh can put
-// both side by side: the held connections subscribe to one channel, as
-// Tidings' are one user's; publishes go to /pub/<channel>. Nchan keeps no
-// database, so its publishes are not durable.
+// With --target nchan the bench runs its scenarios against Nchan (nginx's
+// pub/sub module, in memory, configured by bench/compare.sh from
+// bench/nchan.conf.in) the same way as against Tidings, so that both can be
+// put side by side: the held connections subscribe to one channel, as
+// Tidings' are one user's, at /sub/<channel> (long poll), /sse/<channel>
+// (EventSource) or /ws/<channel> (WebSocket); publishes go to
+// /pub/<channel>. Nchan keeps no database, so its publishes are not durable.
 
-// startNchan uses the running nginx; its memory is that of the master and
-// its workers.
-func (b *bench) startNchan() (stop func(), err error) {
-	data, err := os.ReadFile(b.cfg.nchanPIDFile)
-	if err != nil {
-		return nil, fmt.Errorf("--nchan-pid-file: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		return nil, fmt.Errorf("--nchan-pid-file %s holds no pid", b.cfg.nchanPIDFile)
-	}
-	b.url, b.pid = strings.TrimSuffix(b.cfg.nchan, "/"), pid
-	return func() {}, nil
-}
-
-// nchanRSS is the resident memory of nginx's master and its children.
-func nchanRSS(master int) int64 {
-	total := rssOf(master)
-	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", master, master))
-	for _, f := range strings.Fields(string(children)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			total += rssOf(pid)
-		}
-	}
-	return total
-}
-
-func rssOf(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+func (b *bench) nchan() bool { return b.cfg.target == "nchan" }
 
 func (b *bench) nchanPublish(ctx context.Context, channel, text string) error {
-	req, err := http.NewRequestWithContext(ctx, "POST", b.url+"/pub/"+channel, strings.NewReader(text))
-	if err != nil {
-		return err
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("nchan publish: %s", resp.Status)
-	}
-	return nil
+	_, err := b.nchanPublishAt(ctx, channel, text)
+	return err
 }
 
-// nchanSubscribe opens a subscriber: a long poll for the next message, or
-// an event stream.
-func (b *bench) nchanSubscribe(ctx context.Context, channel, accept string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", b.url+"/sub/"+channel, nil)
+// nchanPublishAt publishes and returns the cursor of the message published.
+func (b *bench) nchanPublishAt(ctx context.Context, channel, text string) (nchanCursor, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", b.url+"/pub/"+channel, strings.NewReader(text))
+	if err != nil {
+		return nchanCursor{}, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nchanCursor{}, err
+	}
+	defer resp.Body.Close()
+	// 201 when the channel has subscribers, 202 when it has none.
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
+		io.Copy(io.Discard, resp.Body)
+		return nchanCursor{}, fmt.Errorf("nchan publish: %s", resp.Status)
+	}
+	var info struct {
+		LastMessageID string `json:"last_message_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return nchanCursor{}, fmt.Errorf("nchan publish: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return parseNchanMessageID(info.LastMessageID)
+}
+
+// parseNchanMessageID makes a cursor of a message id such as
+// "1796221279:1": the message's time in seconds, and its Etag.
+func parseNchanMessageID(id string) (nchanCursor, error) {
+	secs, tag, ok := strings.Cut(id, ":")
+	t, err := strconv.ParseInt(secs, 10, 64)
+	if _, err2 := strconv.Atoi(tag); !ok || err != nil || err2 != nil {
+		return nchanCursor{}, fmt.Errorf("nchan publish: %q is not a message id", id)
+	}
+	return nchanCursor{time.Unix(t, 0).UTC().Format(http.TimeFormat), tag}, nil
+}
+
+// nchanCursor is where a long poll of Nchan stands: the Last-Modified and
+// Etag of the last message it was given. Sent back as If-Modified-Since and
+// If-None-Match, they ask for the message after it, even one published
+// before the poll arrived; the zero cursor asks for the next one published.
+type nchanCursor struct{ lastModified, etag string }
+
+// nchanSubscribe opens a subscriber of a channel: kind is "sub" (a long
+// poll from cursor), "sse" (an event stream) or "ws".
+func (b *bench) nchanSubscribe(ctx context.Context, kind, channel string, cursor ...nchanCursor) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", b.url+"/"+kind+"/"+channel, nil)
 	if err != nil {
 		return nil, err
 	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
+	if kind == "sse" {
+		req.Header.Set("Accept", "text/event-stream")
+	}
+	if len(cursor) > 0 && cursor[0].lastModified != "" {
+		req.Header.Set("If-Modified-Since", cursor[0].lastModified)
+		req.Header.Set("If-None-Match", cursor[0].etag)
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
@@ -96,32 +93,35 @@ func (b *bench) nchanSubscribe(ctx context.Context, channel, accept string) (*ht
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, fmt.Errorf("nchan subscribe: %s", resp.Status)
+		return nil, fmt.Errorf("nchan subscribe to /%s/%s: %s", kind, channel, resp.Status)
 	}
 	return resp, nil
 }
 
-// nchanHold holds one subscriber of the idle channel until ctx ends.
+// nchanHold holds one subscriber of the idle channel until ctx ends; false
+// if it could not.
 func (b *bench) nchanHold(ctx context.Context, transport string) bool {
 	switch transport {
 	case "poll":
+		var cursor nchanCursor
 		for ctx.Err() == nil {
-			resp, err := b.nchanSubscribe(ctx, "idle", "")
+			resp, err := b.nchanSubscribe(ctx, "sub", "idle", cursor)
 			if err != nil {
 				return false
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
+			cursor = nchanCursor{resp.Header.Get("Last-Modified"), resp.Header.Get("Etag")}
 		}
 	case "sse":
-		resp, err := b.nchanSubscribe(ctx, "idle", "text/event-stream")
+		resp, err := b.nchanSubscribe(ctx, "sse", "idle")
 		if err != nil {
 			return false
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	case "ws":
-		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b.url, "http")+"/sub/idle", nil)
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b.url, "http")+"/ws/idle", nil)
 		if err != nil {
 			return false
 		}
@@ -133,28 +133,45 @@ func (b *bench) nchanHold(ctx context.Context, transport string) bool {
 }
 
 // nchanLatency measures publish→delivered for a long poll of the target
-// channel, as latency does for Tidings: each poll asks for the next message.
+// channel, as latency does for Tidings: each poll asks for the message
+// after the last one it was given.
 func (b *bench) nchanLatency(ctx context.Context, samples int) (p50, p99, max time.Duration, err error) {
+	type answer struct {
+		cursor nchanCursor
+		err    error
+	}
+	// The poll after the start marker is answered by the first sample, even
+	// if it reaches nginx after the sample does.
+	cursor, err := b.nchanPublishAt(ctx, "target", "start")
+	if err != nil {
+		return 0, 0, 0, err
+	}
 	var d []time.Duration
 	for i := range samples {
-		answered := make(chan error, 1)
+		answered := make(chan answer, 1)
 		go func() {
-			resp, err := b.nchanSubscribe(ctx, "target", "")
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			resp, err := b.nchanSubscribe(ctx, "sub", "target", cursor)
+			if err != nil {
+				answered <- answer{err: err}
+				return
 			}
-			answered <- err
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			answered <- answer{nchanCursor{resp.Header.Get("Last-Modified"), resp.Header.Get("Etag")}, err}
 		}()
 		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
 		sent := time.Now()
 		if err := b.nchanPublish(ctx, "target", fmt.Sprintf("sample %d", i)); err != nil {
 			return 0, 0, 0, err
 		}
-		if err := <-answered; err != nil {
-			return 0, 0, 0, err
+		a := <-answered
+		if a.err != nil {
+			return 0, 0, 0, a.err
 		}
 		d = append(d, time.Since(sent))
+		cursor = a.cursor
 	}
 	slices.Sort(d)
 	return d[len(d)/2], d[len(d)*99/100], d[len(d)-1], nil

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The flags of a run against a running server are checked before anything
+// runs, each refusal naming the flag to fix.
+func TestBenchTargetUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--target", "mercure"}, "--target"},
+		{[]string{"--target", "nchan"}, "--target nchan needs --server"},
+		{[]string{"--target", "nchan", "--server", "127.0.0.1:8080"}, "--server must be"},
+		{[]string{"--target", "nchan", "--server", "ftp://127.0.0.1:8080"}, "--server must be"},
+		{[]string{"--target", "nchan", "--server", "http://127.0.0.1:8080/pub"}, "--server must be"},
+		{[]string{"--pid-file", "/run/nginx.pid"}, "--pid-file goes with --server"},
+		{[]string{"--server", "http://127.0.0.1:8080"}, "needs --login"},
+		{[]string{"--login", "admin"}, "--login goes with --server"},
+		{[]string{"--target", "nchan", "--server", "http://127.0.0.1:8080", "--login", "admin"}, "--login goes with --server"},
+		{[]string{"--scenarios", "held,soak"}, "--scenarios"},
+		{[]string{"--format", "csv"}, "--format"},
+	} {
+		args := append([]string{"bench"}, tc.args...)
+		code, _, stderr := run(t, nil, "", args...)
+		if code != 2 || !strings.Contains(stderr, tc.says) {
+			t.Errorf("%q: exit %d, want 2 and %q: %s", tc.args, code, tc.says, stderr)
+		}
+	}
+}
+
+func TestParseNchanMessageID(t *testing.T) {
+	c, err := parseNchanMessageID("1796221279:1")
+	if err != nil || c.lastModified != "Wed, 02 Dec 2026 14:21:19 GMT" || c.etag != "1" {
+		t.Errorf("1796221279:1: %+v, %v", c, err)
+	}
+	for _, id := range []string{"", "1796221279", "x:1", "1796221279:y"} {
+		if _, err := parseNchanMessageID(id); err == nil {
+			t.Errorf("%q was taken for a message id", id)
+		}
+	}
+}
+
+// The figures come out as key<TAB>value lines for bench/compare.sh, one
+// scenario at a time.
+func TestBenchTSV(t *testing.T) {
+	code, stdout, stderr := run(t, nil, "", "bench", "--format", "tsv", "--scenarios", "held,publish", "--transports", "poll", "--sizes", "20", "--samples", "10", "--duration", "200ms")
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, stderr)
+	}
+	for _, key := range []string{"held.poll.20.kb\t", "held.poll.20.p50\t", "held.poll.20.p99\t", "publish.1.rate\t", "publish.16.rate\t", "publish.64.rate\t"} {
+		if !strings.Contains(stdout, key) {
+			t.Errorf("no %q in:\n%s", key, stdout)
+		}
+	}
+	if strings.Contains(stdout, "fanout") || strings.Contains(stdout, "scenario") {
+		t.Errorf("more than the figures asked for:\n%s", stdout)
+	}
+}
+
+// Against a running Tidings, the bench makes its users as the admin, runs
+// the scenarios on that server and removes its users afterwards.
+func TestBenchAgainstRunningTidings(t *testing.T) {
+	env := map[string]string{"TIDINGS_DB": filepath.Join(t.TempDir(), "tidings.db")}
+	base, _, _ := serve(t, env, "--addr", "127.0.0.1:0", "--poll-timeout", "5m")
+	if code, _, stderr := run(t, env, "correct horse battery\n", "user", "add", "--login", "dora", "--name", "Dora", "--email", "dora@example.org", "--admin"); code != 0 {
+		t.Fatalf("user add exited %d: %s", code, stderr)
+	}
+	code, stdout, stderr := run(t, nil, "correct horse battery\n", "bench", "--server", base, "--login", "dora",
+		"--transports", "poll", "--sizes", "5", "--samples", "10", "--duration", "200ms", "--fanout", "3")
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, stderr)
+	}
+	for _, row := range []string{"running server at " + base, "held poll", "16 publishers", "fan-out"} {
+		if !strings.Contains(stdout, row) {
+			t.Errorf("the table has no %q:\n%s", row, stdout)
+		}
+	}
+
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"login":"dora","password":"correct horse battery"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("log in: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(base + "/api/v1/users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if strings.Contains(string(body), "bench-") {
+		t.Errorf("the bench's users are left behind: %s", body)
+	}
+}
