@@ -40,7 +40,9 @@ func TestDeliveriesWaitForTheDatabase(t *testing.T) {
 	poll := holdPoll(t, s, "Authorization", "Bearer "+bobToken, start)
 	sse := openSSEWith(t, s, "Authorization", "Bearer "+bobToken, "since="+start)
 	ws := mustDialWS(t, s, bobToken, "since="+start)
-	waitFor(t, "bob's three deliveries", func() bool { return s.Hub.WaitingFor(bob.ID) == 3 })
+	// Waiting, not only subscribed: a first read still under way when the
+	// database goes could see the publish below.
+	waitFor(t, "bob's three deliveries", func() bool { return s.Hub.WaitingFor(bob.ID) == 3 && s.Waiting() == 3 })
 
 	msgs.away.Store(true)
 	s.MustPublish(t, alice, map[string]any{"recipients": []string{"bob"}, "text": "committed while away"})
