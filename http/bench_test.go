@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,30 +134,41 @@ func report(b *testing.B, name string, d []time.Duration) {
 }
 
 // BenchmarkPublishHTTP measures durable publishes per second through the
-// API, with concurrent clients.
+// API, with 1, 16 and 64 concurrent keep-alive clients.
 func BenchmarkPublishHTTP(b *testing.B) {
+	for _, publishers := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("publishers=%d", publishers), func(b *testing.B) { benchmarkPublishHTTP(b, publishers) })
+	}
+}
+
+func benchmarkPublishHTTP(b *testing.B, publishers int) {
 	s := MustOpenServer(b)
 	_, admin := s.MustCreateUser(b, "alice", true)
 	s.MustCreateUser(b, "bob", false)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+	defer client.CloseIdleConnections()
 	body := []byte(`{"recipients":["bob"],"text":"benchmark message"}`)
-	b.SetParallelism(32)
+	var next atomic.Int64
+	var wg sync.WaitGroup
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req := s.NewRequest(b, "POST", "/api/v1/messages", admin, body)
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
+	for range publishers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				req := s.NewRequest(b, "POST", "/api/v1/messages", admin, body)
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body) // or the connection is not kept
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
 			}
-			io.Copy(io.Discard, resp.Body) // or the connection is not kept
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
-		}
-	})
+		})
+	}
+	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
 }

@@ -15,6 +15,7 @@ type awayMessages struct {
 	tidings.MessageService
 	away  atomic.Bool
 	tried atomic.Int64 // reads refused while away
+	read  atomic.Int64 // reads answered
 }
 
 func (a *awayMessages) FindMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
@@ -22,7 +23,9 @@ func (a *awayMessages) FindMessages(ctx context.Context, userID int64, since *ti
 		a.tried.Add(1)
 		return nil, tidings.Errorf(tidings.EUNAVAILABLE, "The database cannot be reached.")
 	}
-	return a.MessageService.FindMessages(ctx, userID, since, limit)
+	b, err := a.MessageService.FindMessages(ctx, userID, since, limit)
+	a.read.Add(1)
+	return b, err
 }
 
 // Held polls and streams stay open while the database is away, and deliver

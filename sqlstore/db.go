@@ -26,6 +26,7 @@ import (
 	mrand "math/rand/v2"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,6 +100,10 @@ type DB struct {
 
 	wstmts stmtCache
 	rstmts stmtCache
+
+	inboxes    inboxes      // messages just committed, per user
+	inboxReads atomic.Int64 // FindMessages answered from inboxes
+	guarded    atomic.Bool  // the last batch had a failing write: use savepoints
 
 	mu     sync.RWMutex // guards closed against sends on jobs
 	closed bool
@@ -191,6 +196,10 @@ func (db *DB) Open() error {
 	}
 	db.wstmts.db, db.rstmts.db = db.writer, db.reader
 	db.wstmts.dialect, db.rstmts.dialect = db.dialect, db.dialect
+
+	// On SQLite this process is the only writer; on PostgreSQL the
+	// inboxes wait for a Listener to tell them of other nodes' commits.
+	db.inboxes.on.Store(!db.dialect.notifies)
 
 	db.jobs = make(chan *job, maxWriteBatch)
 	db.done = make(chan struct{})
@@ -436,7 +445,9 @@ type Tx struct {
 	published  []int64  // plain users who published, for the nodes' publish limits
 	failures   []string // failed logins to tell the other nodes of
 	scheduled  bool
-	deliveries []delivery // numbered when the batch commits
+	deliveries []delivery              // numbered when the batch commits
+	events     map[int64]*eventMessage // inserted by this job, for the inboxes
+	swept      bool                    // the janitor deleted expired messages
 	batch      *batchStmts
 }
 
@@ -589,9 +600,21 @@ const maxBatchTries = 8
 // is rolled back and run again: every job sees the database as it is then.
 func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 	var err error
+	// Without savepoints first, unless the last batch had a failing write:
+	// a savepoint costs two statements a write, and writes seldom fail.
+	guarded := db.guarded.Load() && len(batch) > 1
 	for try := 1; ; try++ {
-		var retry bool
-		if retry, err = db.tryBatch(batch, stmts); !retry {
+		var retry, failed bool
+		retry, failed, err = db.tryBatch(batch, stmts, guarded)
+		if failed {
+			// A write failed in a batch without savepoints: the batch was
+			// rolled back, and runs again with them.
+			guarded = true
+			db.guarded.Store(true)
+			try--
+			continue
+		}
+		if !retry {
 			break
 		}
 		if try == maxBatchTries {
@@ -606,6 +629,11 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 		// two nodes from meeting again in step.
 		time.Sleep(time.Duration(try) * time.Duration(1+mrand.IntN(5)) * time.Millisecond)
 	}
+	if guarded && !slices.ContainsFunc(batch, func(j *job) bool {
+		return j.err != nil && !errors.Is(j.err, context.Canceled) && !errors.Is(j.err, context.DeadlineExceeded)
+	}) {
+		db.guarded.Store(false)
+	}
 	for _, j := range batch {
 		if j.err == nil {
 			j.err = err
@@ -616,29 +644,34 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 
 // tryBatch runs the jobs of a batch in one transaction and commits it. It
 // leaves each job's own error in j.err and returns the error that stopped
-// the whole batch, if any, and whether the batch should run again.
-func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) {
+// the whole batch, if any, and whether the batch should run again. Guarded,
+// each job runs in a savepoint, so that a failing one is undone alone;
+// unguarded, a failing job rolls the whole batch back and tryBatch reports
+// failed, for the batch to run again guarded.
+func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, failed bool, err error) {
 	ctx := context.Background()
 	began := time.Now()
 	stmts.local = nil // a try's statements end with its transaction
 	for _, j := range batch {
 		j.err, j.stored = nil, false
 	}
-	stop := func(sqlTx *sql.Tx, err error) (bool, error) {
+	stop := func(sqlTx *sql.Tx, err error) (bool, bool, error) {
 		sqlTx.Rollback()
 		err = db.translate(err)
-		return errors.Is(err, errRetry), err
+		return errors.Is(err, errRetry), false, err
 	}
+	forgets := db.inboxes.forgets.Load()
 	sqlTx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return false, db.translate(fmt.Errorf("begin: %w", err))
+		return false, false, db.translate(fmt.Errorf("begin: %w", err))
 	}
 	now := db.Now().UTC().Truncate(time.Millisecond)
 	single := len(batch) == 1
 	var notify, ended, published []int64
 	var failures []string
 	var deliveries []delivery
-	scheduled := false
+	var commits []committed
+	scheduled, swept := false, false
 	ran := 0
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
@@ -646,7 +679,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 			continue
 		}
 		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
-		if !single {
+		if guarded && !single {
 			if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
 				return stop(sqlTx, err)
 			}
@@ -658,14 +691,18 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 		if j.err != nil {
 			if single {
 				sqlTx.Rollback()
-				return false, nil
+				return false, false, nil
+			}
+			if !guarded {
+				sqlTx.Rollback()
+				return false, true, nil
 			}
 			if err := rollbackTo(ctx, sqlTx); err != nil {
 				return stop(sqlTx, err)
 			}
 			continue
 		}
-		if !single {
+		if guarded && !single {
 			if _, err := sqlTx.ExecContext(ctx, "RELEASE job"); err != nil {
 				return stop(sqlTx, err)
 			}
@@ -677,41 +714,60 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 		failures = append(failures, tx.failures...)
 		deliveries = append(deliveries, tx.deliveries...)
 		scheduled = scheduled || tx.scheduled
+		swept = swept || tx.swept
 	}
 	if ran == 0 {
 		sqlTx.Rollback()
-		return false, nil
+		return false, false, nil
 	}
 	if len(deliveries) > 0 {
 		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
-		woken, err := tx.numberDeliveries(deliveries)
+		commits, err = tx.numberDeliveries(deliveries)
 		if err != nil {
 			return stop(sqlTx, err)
 		}
-		notify = append(notify, woken...)
+		for _, c := range commits {
+			notify = append(notify, c.userID)
+		}
 	}
 	if db.dialect.notifies {
 		// Delivered by PostgreSQL at the commit, and only if it commits.
+		notifyTx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
 		n := notice{node: db.Node, wake: notify, ended: ended, scheduled: scheduled, published: published, failures: failures}
 		for _, p := range n.payloads() {
-			if _, err := sqlTx.ExecContext(ctx, db.dialect.rebind(`SELECT pg_notify(?, ?)`), NotifyChannel, p); err != nil {
+			if _, err := notifyTx.exec(`SELECT pg_notify(?, ?)`, NotifyChannel, p); err != nil {
 				return stop(sqlTx, err)
 			}
 		}
 	}
 	if err := sqlTx.Commit(); err != nil {
+		// It may have committed all the same: what the inboxes hold of
+		// these users is in doubt.
+		for _, c := range commits {
+			db.inboxes.drop(c.userID)
+		}
 		err = db.translate(fmt.Errorf("commit: %w", err))
 		if errors.Is(err, errRetry) {
-			return true, err
+			return true, false, err
 		}
 		for _, j := range batch {
 			if j.err == nil {
 				j.err = err
 			}
 		}
-		return false, nil
+		return false, false, nil
 	}
 	db.metrics().BatchCommitted(ran, time.Since(began))
+	// The inboxes learn of the commit before anyone is woken to read it.
+	if swept {
+		db.inboxes.swept.Store(max(db.inboxes.swept.Load(), ms(now)))
+	}
+	if len(ended) > 0 {
+		db.inboxes.drop(ended...)
+	}
+	if len(commits) > 0 {
+		db.inboxes.add(db.epoch, commits, db.inboxes.forgets.Load() == forgets)
+	}
 	// Ended credentials first: a waiter that is woken for a message
 	// committed after its session ended already has the news.
 	if len(ended) > 0 && db.Notifier != nil {
@@ -726,7 +782,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts) (retry bool, err error) 
 		default:
 		}
 	}
-	return false, nil
+	return false, false, nil
 }
 
 func rollbackTo(ctx context.Context, tx *sql.Tx) error {

@@ -102,3 +102,12 @@ func (db *DB) TouchUsers(ctx context.Context, between func(), ids ...int64) (run
 
 // Translate is translate, for tests that hand it a driver's error.
 func (db *DB) Translate(err error) error { return db.translate(err) }
+
+// FindStoredMessages is FindMessages answered by the database alone, never
+// by the inboxes in memory: what the inboxes' answers are compared with.
+func (db *DB) FindStoredMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
+	return db.findStoredMessages(ctx, userID, since, limit)
+}
+
+// InboxReads counts the FindMessages that the inboxes in memory answered.
+func (db *DB) InboxReads() int64 { return db.inboxReads.Load() }

@@ -30,6 +30,7 @@ func (db *DB) DeleteExpired(ctx context.Context) (Swept, error) {
 		var round Swept
 		err := db.write(ctx, func(tx *Tx) error {
 			round = Swept{}
+			tx.swept = true // the inboxes let go of what expired by tx.now
 			if tx.db.dialect.notifies {
 				// One node's janitor at a time; the others find the lock
 				// taken and leave the round to it.

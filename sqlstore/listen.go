@@ -155,6 +155,14 @@ type Listener struct {
 	// Notifier is the node's hub.
 	Notifier Notifier
 
+	// Store, if set, is this node's store: while the Listener listens, the
+	// store keeps the messages it commits in memory and answers reads from
+	// there, since the Listener tells it of every other node's commit (it
+	// forgets what those users had in memory before anyone is woken).
+	// Without a Listener that names it, a store on PostgreSQL reads every
+	// message from the database.
+	Store *DB
+
 	// Resync is called each time the connection is (re)established, after
 	// LISTEN took effect: whatever was committed while no connection
 	// listened was not heard, so every local waiter must read again.
@@ -222,6 +230,16 @@ func (l *Listener) listen(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{NotifyChannel}.Sanitize()); err != nil {
 		return err
 	}
+	if l.Store != nil {
+		// Whatever was committed while nobody listened may be missing
+		// from memory: start afresh, then let readers use it.
+		l.Store.inboxes.forget()
+		l.Store.inboxes.on.Store(true)
+		defer func() {
+			l.Store.inboxes.on.Store(false)
+			l.Store.inboxes.forget()
+		}()
+	}
 	if l.Connected != nil {
 		l.Connected(true)
 	}
@@ -242,6 +260,13 @@ func (l *Listener) listen(ctx context.Context) error {
 		got := parseNotice(n.Payload)
 		if got.node == l.Node && l.Node != "" {
 			continue
+		}
+		if l.Store != nil {
+			// Before anyone is woken to read them: what this node holds in
+			// memory of these users misses the other node's commit.
+			if ids := slices.Concat(got.wake, got.ended); len(ids) > 0 {
+				l.Store.inboxes.forget(ids...)
+			}
 		}
 		if len(got.ended) > 0 {
 			l.Notifier.NotifyAccess(got.ended...)

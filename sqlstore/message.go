@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -42,12 +43,20 @@ func (tx *Tx) insertEvent(ev *tidings.Event, expiresAt time.Time) error {
 		details = string(b)
 	}
 	ev.CreatedAt = tx.now
-	return tx.queryRow(`INSERT INTO events (process, module, item_id, item_name, item_url, project_id, project_name,
+	err := tx.queryRow(`INSERT INTO events (process, module, item_id, item_name, item_url, project_id, project_name,
 		actor_id, actor_login, actor_name, text, details, urgent, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		ev.Process, ev.Module, itemID, itemName, itemURL, projectID, projectName,
 		actorID, actorLogin, actorName, ev.Text, details, ev.Urgent, ms(ev.CreatedAt), ms(expiresAt),
 	).Scan(&ev.ID)
+	if err != nil {
+		return err
+	}
+	if tx.events == nil {
+		tx.events = make(map[int64]*eventMessage)
+	}
+	tx.events[ev.ID] = newEventMessage(ev, ms(expiresAt))
+	return nil
 }
 
 func nullString(s string) any {
@@ -73,12 +82,13 @@ type delivery struct {
 	userID, eventID       int64
 	validFrom, validUntil time.Time
 	text                  string
+	event                 *eventMessage // nil: not in memory (inserted by an earlier transaction)
 }
 
 // deliverOne gives userID's message the next number of their sequence, at
 // the end of the batch: see numberDeliveries.
 func (tx *Tx) deliverOne(eventID, userID int64, validFrom, validUntil time.Time, text string) error {
-	tx.deliveries = append(tx.deliveries, delivery{userID, eventID, validFrom, validUntil, text})
+	tx.deliveries = append(tx.deliveries, delivery{userID, eventID, validFrom, validUntil, text, tx.events[eventID]})
 	return nil
 }
 
@@ -89,10 +99,22 @@ func (tx *Tx) deliverOne(eventID, userID int64, validFrom, validUntil time.Time,
 // this node or another. The rows are locked in ascending user id, and only
 // at the end: two nodes' batches to the same people wait for each other
 // briefly instead of each holding an inbox the other needs. A user who no
-// longer exists is skipped. It returns the users who got messages.
-func (tx *Tx) numberDeliveries(list []delivery) ([]int64, error) {
+// longer exists is skipped. The messages go in with as few INSERTs as the
+// size of the batch allows. It returns what each user got.
+func (tx *Tx) numberDeliveries(list []delivery) ([]committed, error) {
 	slices.SortStableFunc(list, func(a, b delivery) int { return cmp.Compare(a.userID, b.userID) })
-	var woken []int64
+	var out []committed
+	rows := make([]any, 0, 6*min(len(list), maxInsertRows))
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		if _, err := tx.exec(insertMessagesQuery(len(rows)/6), rows...); err != nil {
+			return fmt.Errorf("store messages: %w", err)
+		}
+		rows = rows[:0]
+		return nil
+	}
 	for i := 0; i < len(list); {
 		userID, n := list[i].userID, 1
 		for i+n < len(list) && list[i+n].userID == userID {
@@ -110,15 +132,37 @@ func (tx *Tx) numberDeliveries(list []delivery) ([]int64, error) {
 		}
 		for k, d := range mine {
 			seq := head - int64(n-1-k)
-			if _, err := tx.exec(`INSERT INTO messages (user_id, seq, event_id, valid_from, valid_until, text) VALUES (?, ?, ?, ?, ?, ?)`,
-				userID, seq, d.eventID, ms(d.validFrom), ms(d.validUntil), nullString(d.text)); err != nil {
-				return nil, fmt.Errorf("store message: %w", err)
+			rows = append(rows, userID, seq, d.eventID, ms(d.validFrom), ms(d.validUntil), nullString(d.text))
+			if len(rows) == 6*maxInsertRows {
+				if err := flush(); err != nil {
+					return nil, err
+				}
 			}
 		}
-		woken = append(woken, userID)
+		out = append(out, committed{userID: userID, head: head, list: mine})
 	}
-	return woken, nil
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
+
+// maxInsertRows bounds the rows of one INSERT of messages, and so the
+// number of such statements the store prepares (one per row count).
+const maxInsertRows = 64
+
+// insertMessagesQuery returns the INSERT of n messages, 1 <= n <= maxInsertRows.
+func insertMessagesQuery(n int) string {
+	if q, ok := insertMessagesQueries.Load(n); ok {
+		return q.(string)
+	}
+	q := `INSERT INTO messages (user_id, seq, event_id, valid_from, valid_until, text) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")
+	insertMessagesQueries.Store(n, q)
+	return q
+}
+
+var insertMessagesQueries sync.Map // int → string
 
 // wants reports whether userID's settings let a message of kind about
 // projectID (0: none) through.
@@ -164,6 +208,31 @@ LIMIT ?`
 // expired by the janitor's clock, and counts as missed rather than arriving
 // blank.
 func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
+	if limit <= 0 || limit > tidings.MaxBatch {
+		limit = tidings.MaxBatch
+	}
+	var after int64
+	if since != nil {
+		if since.Epoch != db.epoch || since.UserID != userID {
+			return nil, invalidCursor()
+		}
+		after = since.Seq
+		// The messages the commit that woke the caller just stored are
+		// most likely in memory still.
+		batch, ok, err := db.inboxes.read(db.epoch, userID, after, ms(db.Now()), limit)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			db.inboxReads.Add(1)
+			return batch, nil
+		}
+	}
+	return db.findStoredMessages(ctx, userID, since, limit)
+}
+
+// findStoredMessages is FindMessages from the database.
+func (db *DB) findStoredMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
 	if limit <= 0 || limit > tidings.MaxBatch {
 		limit = tidings.MaxBatch
 	}
@@ -390,6 +459,10 @@ type publishTarget struct {
 	userID     int64
 	viaProject int64 // 0: not addressed through a project
 	viaActor   int64 // 0: no shared project needed
+
+	// settled: wanted says whether the recipient's settings let the
+	// message through, read together with the login.
+	settled, wanted bool
 }
 
 // PublishMessage stores a publication: at once for its recipients if it is
@@ -438,9 +511,11 @@ func (db *DB) PublishMessage(ctx context.Context, pub *tidings.Publication) (*ti
 		due := !pub.ValidFrom.After(tx.now)
 		stored := 0
 		for _, t := range targets {
-			ok, err := tx.wants(t.userID, tidings.KindMessages, projectID)
-			if err != nil {
-				return err
+			ok := t.wanted
+			if !t.settled {
+				if ok, err = tx.wants(t.userID, tidings.KindMessages, projectID); err != nil {
+					return err
+				}
 			}
 			if !ok {
 				continue
@@ -519,7 +594,7 @@ func (tx *Tx) resolvePublication(pub *tidings.Publication, actor *tidings.User, 
 		targets = append(targets, t)
 	}
 	for _, login := range pub.Recipients {
-		id, known, err := tx.userIDByLogin(login)
+		id, known, wanted, err := tx.recipientByLogin(login, pub.ProjectID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -527,7 +602,7 @@ func (tx *Tx) resolvePublication(pub *tidings.Publication, actor *tidings.User, 
 			if !known {
 				return nil, nil, tidings.Invalidf("recipients", "Unknown recipient %q.", login)
 			}
-			add(publishTarget{userID: id})
+			add(publishTarget{userID: id, settled: true, wanted: wanted})
 			continue
 		}
 		if known && id != actor.ID {
@@ -542,7 +617,7 @@ func (tx *Tx) resolvePublication(pub *tidings.Publication, actor *tidings.User, 
 			return nil, nil, &tidings.Error{Code: tidings.EFORBIDDEN, Field: "recipients",
 				Message: fmt.Sprintf("You may not send messages to %q: you share no project with such a user.", login)}
 		}
-		t := publishTarget{userID: id}
+		t := publishTarget{userID: id, settled: true, wanted: wanted}
 		if id != actor.ID {
 			t.viaActor = actor.ID
 		}
@@ -585,6 +660,31 @@ func (tx *Tx) userIDByLogin(login string) (int64, bool, error) {
 		return 0, false, nil
 	}
 	return id, err == nil, err
+}
+
+// recipientByLogin looks a recipient up by login, and reads at once whether
+// their settings want a published message about projectID (0: none): one
+// statement instead of two, per recipient of every publication. A malformed
+// login is simply unknown.
+func (tx *Tx) recipientByLogin(login string, projectID int64) (id int64, known, wanted bool, err error) {
+	if tidings.ValidateLogin(login) != nil {
+		return 0, false, false, nil
+	}
+	var messages, muted bool
+	err = tx.queryRow(`SELECT id, notify_messages,
+		EXISTS (SELECT 1 FROM muted_projects WHERE user_id = users.id AND project_id = ?)
+		FROM users WHERE login = ?`, projectID, login).Scan(&id, &messages, &muted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, false, nil
+	}
+	if err != nil {
+		return 0, false, false, err
+	}
+	s := tidings.Settings{Messages: messages}
+	if muted {
+		s.MutedProjects = []int64{projectID}
+	}
+	return id, true, s.Wants(tidings.KindMessages, projectID), nil
 }
 
 // memberIDs returns the ids of a project's members.

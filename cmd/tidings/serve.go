@@ -130,7 +130,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if db.Postgres() {
 		// Other nodes' commits wake this node's clients, and count against
 		// its limits.
-		l := &sqlstore.Listener{URL: c.DB, Node: db.Node, Notifier: h, Resync: h.WakeAll, Scheduled: db.ScheduleChanged,
+		l := &sqlstore.Listener{URL: c.DB, Node: db.Node, Store: db, Notifier: h, Resync: h.WakeAll, Scheduled: db.ScheduleChanged,
 			Published: srv.PublishedElsewhere, LoginFailed: srv.LoginFailedElsewhere, Logger: logger}
 		wg.Go(func() { l.Run(bg) })
 	}
