@@ -129,9 +129,11 @@ func (p *parked) park() {
 	}
 }
 
-// readDiscard reads what a client that is only to listen sent: it tells
-// whether the client left. A client that keeps sending is dropped.
-func (p *parked) readDiscard(limit *int) error {
+// drain reads what the client of a parked connection has sent, without
+// waiting, and gives it to take piece by piece; once nothing is left it
+// watches the connection again. A client that left ends the delivery
+// quietly (errGone), as does an error from take.
+func (p *parked) drain(take func([]byte) error) error {
 	var buf [512]byte
 	for {
 		n, err := p.pc.readNow(buf[:])
@@ -142,8 +144,8 @@ func (p *parked) readDiscard(limit *int) error {
 			p.rewatch()
 			return nil
 		}
-		if *limit -= n; *limit < 0 {
-			return errGone
+		if err := take(buf[:n]); err != nil {
+			return err
 		}
 	}
 }

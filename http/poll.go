@@ -232,21 +232,13 @@ func (s *Server) parkPoll(w http.ResponseWriter, r *http.Request, x *run, answer
 	// A poll's client sends nothing while it waits, but a client may send
 	// its next request early; it is kept for after the answer.
 	p.start(func() error {
-		var buf [512]byte
-		for {
-			n, err := pc.readNow(buf[:])
-			if err != nil {
+		return p.drain(func(b []byte) error {
+			if len(rest)+len(b) > maxEarlyBytes {
 				return errGone
 			}
-			if n == 0 {
-				p.rewatch()
-				return nil
-			}
-			if len(rest)+n > maxEarlyBytes {
-				return errGone
-			}
-			rest = append(rest, buf[:n]...)
-		}
+			rest = append(rest, b...)
+			return nil
+		})
 	})
 	return true
 }

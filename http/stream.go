@@ -116,7 +116,15 @@ func (s *Server) parkStream(w http.ResponseWriter, r *http.Request, x *run, sse 
 		s.logStreamEnd(errors.Is(err, errGone), userID, "sse", err)
 	}
 	limit := maxEarlyBytes
-	p.start(func() error { return p.readDiscard(&limit) })
+	p.start(func() error {
+		// A stream's client only listens; one that keeps sending is cut off.
+		return p.drain(func(b []byte) error {
+			if limit -= len(b); limit < 0 {
+				return errGone
+			}
+			return nil
+		})
+	})
 	return true
 }
 

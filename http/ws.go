@@ -111,7 +111,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) error {
 	if !over && pc != nil {
 		p := &parked{s: s, x: x, pc: pc, done: done}
 		p.finish = func(err error) { s.endWebSocket(ws, user.ID, err) }
-		p.start(func() error { return ws.readParked(p) })
+		p.start(func() error { return p.drain(ws.feed) })
 		return nil
 	}
 	defer done()
@@ -362,24 +362,6 @@ func (c *wsConn) readLoop(gone func()) {
 		}
 		if err != nil {
 			return
-		}
-	}
-}
-
-// readParked reads what a parked socket's client sent, without waiting.
-func (c *wsConn) readParked(p *parked) error {
-	var buf [512]byte
-	for {
-		n, err := p.pc.readNow(buf[:])
-		if err != nil {
-			return errGone
-		}
-		if n == 0 {
-			p.rewatch()
-			return nil
-		}
-		if err := c.feed(buf[:n]); err != nil {
-			return err
 		}
 	}
 }
