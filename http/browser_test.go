@@ -308,6 +308,11 @@ func TestBrowserUrgentTodoReachesBobAtOnce(t *testing.T) {
 		chromedp.WaitVisible(css(`#infobox .tiding.urgent`)),
 	)
 	t.Logf("bob saw the info box %s after alice clicked", time.Since(clicked).Round(time.Millisecond))
+	// The list reads the new todo from the API once the message is in, so
+	// it follows the info box by a request: wait for it, within the bound.
+	bob.run(t, "see the todo listed",
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('[data-live-list="todos"] li a.title')].some(a => a.textContent === "Fix the printer") || undefined`, chromedp.WithPollingTimeout(browserBound)),
+	)
 	type seen struct {
 		Text, Href, Role string
 		Listed, Marker   bool
