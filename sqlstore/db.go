@@ -600,12 +600,13 @@ const maxBatchTries = 8
 // is rolled back and run again: every job sees the database as it is then.
 func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 	var err error
+	var wake func()
 	// Without savepoints first, unless the last batch had a failing write:
 	// a savepoint costs two statements a write, and writes seldom fail.
 	guarded := db.guarded.Load() && len(batch) > 1
 	for try := 1; ; try++ {
 		var retry, failed bool
-		retry, failed, err = db.tryBatch(batch, stmts, guarded)
+		retry, failed, wake, err = db.tryBatch(batch, stmts, guarded)
 		if failed {
 			// A write failed in a batch without savepoints: the batch was
 			// rolled back, and runs again with them.
@@ -640,6 +641,12 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 		}
 		close(j.done)
 	}
+	// The waiters are woken last: the goroutine a woken delivery starts on
+	// is then the next to run here, ahead of the publishers' answers, and
+	// the message reaches its reader without waiting for another thread.
+	if wake != nil {
+		wake()
+	}
 }
 
 // tryBatch runs the jobs of a batch in one transaction and commits it. It
@@ -648,22 +655,22 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 // each job runs in a savepoint, so that a failing one is undone alone;
 // unguarded, a failing job rolls the whole batch back and tryBatch reports
 // failed, for the batch to run again guarded.
-func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, failed bool, err error) {
+func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, failed bool, wake func(), err error) {
 	ctx := context.Background()
 	began := time.Now()
 	stmts.local = nil // a try's statements end with its transaction
 	for _, j := range batch {
 		j.err, j.stored = nil, false
 	}
-	stop := func(sqlTx *sql.Tx, err error) (bool, bool, error) {
+	stop := func(sqlTx *sql.Tx, err error) (bool, bool, func(), error) {
 		sqlTx.Rollback()
 		err = db.translate(err)
-		return errors.Is(err, errRetry), false, err
+		return errors.Is(err, errRetry), false, nil, err
 	}
 	forgets := db.inboxes.forgets.Load()
 	sqlTx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return false, false, db.translate(fmt.Errorf("begin: %w", err))
+		return false, false, nil, db.translate(fmt.Errorf("begin: %w", err))
 	}
 	now := db.Now().UTC().Truncate(time.Millisecond)
 	single := len(batch) == 1
@@ -691,11 +698,11 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		if j.err != nil {
 			if single {
 				sqlTx.Rollback()
-				return false, false, nil
+				return false, false, nil, nil
 			}
 			if !guarded {
 				sqlTx.Rollback()
-				return false, true, nil
+				return false, true, nil, nil
 			}
 			if err := rollbackTo(ctx, sqlTx); err != nil {
 				return stop(sqlTx, err)
@@ -718,7 +725,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	}
 	if ran == 0 {
 		sqlTx.Rollback()
-		return false, false, nil
+		return false, false, nil, nil
 	}
 	if len(deliveries) > 0 {
 		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
@@ -748,14 +755,14 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		}
 		err = db.translate(fmt.Errorf("commit: %w", err))
 		if errors.Is(err, errRetry) {
-			return true, false, err
+			return true, false, nil, err
 		}
 		for _, j := range batch {
 			if j.err == nil {
 				j.err = err
 			}
 		}
-		return false, false, nil
+		return false, false, nil, nil
 	}
 	db.metrics().BatchCommitted(ran, time.Since(began))
 	// The inboxes learn of the commit before anyone is woken to read it.
@@ -768,21 +775,23 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	if len(commits) > 0 {
 		db.inboxes.add(db.epoch, commits, db.inboxes.forgets.Load() == forgets)
 	}
-	// Ended credentials first: a waiter that is woken for a message
-	// committed after its session ended already has the news.
-	if len(ended) > 0 && db.Notifier != nil {
-		db.Notifier.NotifyAccess(ended...)
-	}
-	if len(notify) > 0 && db.Notifier != nil {
-		db.Notifier.Notify(notify...)
-	}
-	if scheduled {
-		select {
-		case db.scheduled <- struct{}{}:
-		default:
+	wake = func() {
+		// Ended credentials first: a waiter that is woken for a message
+		// committed after its session ended already has the news.
+		if len(ended) > 0 && db.Notifier != nil {
+			db.Notifier.NotifyAccess(ended...)
+		}
+		if len(notify) > 0 && db.Notifier != nil {
+			db.Notifier.Notify(notify...)
+		}
+		if scheduled {
+			select {
+			case db.scheduled <- struct{}{}:
+			default:
+			}
 		}
 	}
-	return false, false, nil
+	return false, false, wake, nil
 }
 
 func rollbackTo(ctx context.Context, tx *sql.Tx) error {
