@@ -111,6 +111,11 @@ type Message struct {
 
 	// Cursor is the message's position; ID is its string form.
 	Cursor Cursor `json:"-"`
+	// Committed is when this node committed the message, if it was kept
+	// in memory since; zero for a message read from the database. It
+	// measures commit-to-delivery more finely than ValidFrom, which is
+	// whole milliseconds and taken before the commit.
+	Committed time.Time `json:"-"`
 
 	encoded []byte // the JSON, once MarshalJSON made it
 }

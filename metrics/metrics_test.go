@@ -44,7 +44,13 @@ func TestMetricsText(t *testing.T) {
 	m.DeliveryOpened("sse")
 	m.DeliveryOpened("sse")
 	m.DeliveryClosed("poll")
-	m.Delivered("sse", []*tidings.Message{{ValidFrom: now.Add(-3 * time.Millisecond)}, {ValidFrom: now.Add(time.Second)}})
+	m.Delivered("sse", []*tidings.Message{
+		{ValidFrom: now.Add(-3 * time.Millisecond)},
+		{ValidFrom: now.Add(time.Second)},
+		// Committed here: measured from the commit, not the whole
+		// millisecond of valid_from before it.
+		{ValidFrom: now.Add(-5 * time.Millisecond), Committed: now.Add(-150 * time.Microsecond)},
+	})
 	m.BatchCommitted(3, 2*time.Millisecond)
 	m.PublishCommitted(5 * time.Millisecond)
 	m.JanitorRun(nil)
@@ -56,10 +62,13 @@ func TestMetricsText(t *testing.T) {
 	for _, line := range []string{
 		`tidings_deliveries_open{transport="poll"} 0`,
 		`tidings_deliveries_open{transport="sse"} 2`,
-		`tidings_messages_delivered_total{transport="sse"} 2`,
-		// 3ms, and a message from a clock ahead of ours counted as 0.
-		`tidings_delivery_latency_seconds_bucket{transport="sse",le="0.0005"} 1`,
-		`tidings_delivery_latency_seconds_bucket{transport="sse",le="0.004"} 2`,
+		`tidings_messages_delivered_total{transport="sse"} 3`,
+		// 3ms, a message from a clock ahead of ours counted as 0, and
+		// 150µs from a commit.
+		`tidings_delivery_latency_seconds_bucket{transport="sse",le="5e-05"} 1`,
+		`tidings_delivery_latency_seconds_bucket{transport="sse",le="0.0002"} 2`,
+		`tidings_delivery_latency_seconds_bucket{transport="sse",le="0.0016"} 2`,
+		`tidings_delivery_latency_seconds_bucket{transport="sse",le="0.0032"} 3`,
 		`tidings_commit_batch_writes_bucket{le="2"} 0`,
 		`tidings_commit_batch_writes_bucket{le="4"} 1`,
 		`tidings_commit_batch_writes_sum 3`,

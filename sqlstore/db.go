@@ -784,7 +784,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		db.inboxes.drop(ended...)
 	}
 	if len(commits) > 0 {
-		db.inboxes.add(db.epoch, commits, db.inboxes.forgets.Load() == forgets)
+		db.inboxes.add(db.epoch, commits, db.inboxes.forgets.Load() == forgets, time.Now())
 	}
 	wake = func() {
 		// Ended credentials first: a waiter that is woken for a message

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tidings/tidings"
 )
@@ -114,7 +115,7 @@ type committed struct {
 // add records a commit's messages. known is false when the caller cannot
 // vouch that no other node's commit was missed meanwhile: the inboxes
 // concerned are forgotten instead.
-func (c *inboxes) add(epoch uint64, commits []committed, known bool) {
+func (c *inboxes) add(epoch uint64, commits []committed, known bool, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !known || !c.on.Load() {
@@ -144,6 +145,7 @@ func (c *inboxes) add(epoch uint64, commits []committed, known bool) {
 			m := d.event.msg
 			m.Cursor = tidings.Cursor{Epoch: epoch, UserID: cm.userID, Seq: seq}
 			m.ID = m.Cursor.String()
+			m.Committed = at
 			// As the database gives them back: whole milliseconds, UTC.
 			m.ValidFrom, m.ValidUntil = fromMS(ms(d.validFrom)), fromMS(ms(d.validUntil))
 			if d.text != "" {

@@ -191,6 +191,43 @@ func TestInboxesLoseNothingUnderConcurrentPublishers(t *testing.T) {
 	}
 }
 
+// A message answered from memory tells when this node committed it, for
+// the commit-to-delivery histogram; one read from the database does not.
+func TestInboxMessagesKnowTheirCommit(t *testing.T) {
+	db := MustOpenDB(t)
+	listenFor(t, db)
+	admin := MustCreateUser(t, db, "admin", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	ctx := context.Background()
+	start, err := db.FindMessages(ctx, bob.ID, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	if _, err := db.PublishMessage(as(admin), &tidings.Publication{Recipients: []string{"bob"}, Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	reads := db.InboxReads()
+	fromStore, err := db.FindMessages(ctx, bob.ID, &start.Cursor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.InboxReads() == reads || len(fromStore.Messages) != 1 {
+		t.Fatalf("%d messages, inbox reads %d → %d: not answered from memory", len(fromStore.Messages), reads, db.InboxReads())
+	}
+	if c := fromStore.Messages[0].Committed; c.Before(before) || c.After(after) {
+		t.Fatalf("committed at %v, want between %v and %v", c, before, after)
+	}
+	fromDB, err := db.FindStoredMessages(ctx, bob.ID, &start.Cursor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fromDB.Messages) != 1 || !fromDB.Messages[0].Committed.IsZero() {
+		t.Fatalf("from the database: %+v", fromDB.Messages)
+	}
+}
+
 // What is kept in memory expires as the database's messages do: a message
 // past its valid_until is never delivered, and counts as missed.
 func TestInboxesRespectExpiry(t *testing.T) {
