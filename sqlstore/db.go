@@ -102,6 +102,7 @@ type DB struct {
 	rstmts stmtCache
 
 	inboxes    inboxes      // messages just committed, per user
+	eventIDs   eventIDs     // the writer's, see eventIDs
 	inboxReads atomic.Int64 // FindMessages answered from inboxes
 	guarded    atomic.Bool  // the last batch had a failing write: use savepoints
 
@@ -447,6 +448,7 @@ type Tx struct {
 	scheduled  bool
 	deliveries []delivery              // numbered when the batch commits
 	events     map[int64]*eventMessage // inserted by this job, for the inboxes
+	newEvents  []any                   // rows of events, inserted when the batch commits
 	swept      bool                    // the janitor deleted expired messages
 	batch      *batchStmts
 }
@@ -457,6 +459,7 @@ type Tx struct {
 type batchStmts struct {
 	local   map[string]*sql.Stmt
 	missing []string
+	ids     *eventIDs // nil: each event is inserted at once
 }
 
 func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
@@ -618,6 +621,9 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 	for try := 1; ; try++ {
 		var retry, failed bool
 		retry, failed, wake, err = db.tryBatch(batch, stmts, guarded)
+		if wake == nil {
+			db.eventIDs.forget() // nothing of this try was committed
+		}
 		if failed {
 			// A write failed in a batch without savepoints: the batch was
 			// rolled back, and runs again with them.
@@ -670,6 +676,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	ctx := context.Background()
 	began := time.Now()
 	stmts.local = nil // a try's statements end with its transaction
+	stmts.ids = db.eventIDs.forBatch(db, len(batch))
 	for _, j := range batch {
 		j.err, j.stored = nil, false
 	}
@@ -688,6 +695,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	var notify, ended, published []int64
 	var failures []string
 	var deliveries []delivery
+	var events []any
 	var commits []committed
 	scheduled, swept := false, false
 	ran := 0
@@ -731,12 +739,25 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		published = append(published, tx.published...)
 		failures = append(failures, tx.failures...)
 		deliveries = append(deliveries, tx.deliveries...)
+		events = append(events, tx.newEvents...)
 		scheduled = scheduled || tx.scheduled
 		swept = swept || tx.swept
 	}
 	if ran == 0 {
 		sqlTx.Rollback()
 		return false, false, nil, nil
+	}
+	if len(events) > 0 {
+		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
+		if err := tx.insertEvents(events); err != nil {
+			if tidings.ErrorCode(db.translate(err)) == tidings.ECONFLICT {
+				// Another writer took ids this one counted on: the batch
+				// runs again, counting from the database.
+				sqlTx.Rollback()
+				return true, false, nil, fmt.Errorf("store events: %w", err)
+			}
+			return stop(sqlTx, fmt.Errorf("store events: %w", err))
+		}
 	}
 	if len(deliveries) > 0 {
 		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}

@@ -43,14 +43,26 @@ func (tx *Tx) insertEvent(ev *tidings.Event, expiresAt time.Time) error {
 		details = string(b)
 	}
 	ev.CreatedAt = tx.now
-	err := tx.queryRow(`INSERT INTO events (process, module, item_id, item_name, item_url, project_id, project_name,
-		actor_id, actor_login, actor_name, text, details, urgent, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		ev.Process, ev.Module, itemID, itemName, itemURL, projectID, projectName,
-		actorID, actorLogin, actorName, ev.Text, details, ev.Urgent, ms(ev.CreatedAt), ms(expiresAt),
-	).Scan(&ev.ID)
-	if err != nil {
-		return err
+	if tx.batch.ids != nil {
+		// The id is known at once, the row goes in with the batch's others
+		// in one INSERT before the commit.
+		id, err := tx.batch.ids.take(tx)
+		if err != nil {
+			return err
+		}
+		ev.ID = id
+		tx.newEvents = append(tx.newEvents, id, ev.Process, ev.Module, itemID, itemName, itemURL, projectID, projectName,
+			actorID, actorLogin, actorName, ev.Text, details, ev.Urgent, ms(ev.CreatedAt), ms(expiresAt))
+	} else {
+		err := tx.queryRow(`INSERT INTO events (process, module, item_id, item_name, item_url, project_id, project_name,
+			actor_id, actor_login, actor_name, text, details, urgent, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			ev.Process, ev.Module, itemID, itemName, itemURL, projectID, projectName,
+			actorID, actorLogin, actorName, ev.Text, details, ev.Urgent, ms(ev.CreatedAt), ms(expiresAt),
+		).Scan(&ev.ID)
+		if err != nil {
+			return err
+		}
 	}
 	if tx.events == nil {
 		tx.events = make(map[int64]*eventMessage)
@@ -163,6 +175,41 @@ func insertMessagesQuery(n int) string {
 }
 
 var insertMessagesQueries sync.Map // int → string
+
+// eventColumns is how many values a row of events takes in insertEvents.
+const eventColumns = 16
+
+// insertEvents stores the events a batch's jobs made, with the ids they
+// were given, in as few INSERTs as the batch allows.
+func (tx *Tx) insertEvents(rows []any) error {
+	for len(rows) > 0 {
+		n := min(len(rows)/eventColumns, maxInsertRows)
+		if _, err := tx.exec(tx.db.insertEventsQuery(n), rows[:n*eventColumns]...); err != nil {
+			return err
+		}
+		rows = rows[n*eventColumns:]
+	}
+	return nil
+}
+
+// insertEventsQuery returns the INSERT of n events with their ids, 1 <= n
+// <= maxInsertRows.
+func (db *DB) insertEventsQuery(n int) string {
+	key := [2]any{db.dialect == postgresDialect, n}
+	if q, ok := insertEventsQueries.Load(key); ok {
+		return q.(string)
+	}
+	q := `INSERT INTO events (id, process, module, item_id, item_name, item_url, project_id, project_name,
+		actor_id, actor_login, actor_name, text, details, urgent, created_at, expires_at)`
+	if db.dialect == postgresDialect {
+		q += ` OVERRIDING SYSTEM VALUE` // the ids come from the identity's own sequence
+	}
+	q += ` VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
+	insertEventsQueries.Store(key, q)
+	return q
+}
+
+var insertEventsQueries sync.Map // [postgres, n] → string
 
 // wants reports whether userID's settings let a message of kind about
 // projectID (0: none) through.
