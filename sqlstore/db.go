@@ -460,6 +460,9 @@ type batchStmts struct {
 	local   map[string]*sql.Stmt
 	missing []string
 	ids     *eventIDs // nil: each event is inserted at once
+	// recipients are the lookups of recipientByLogin, shared by the
+	// sharing jobs that run one after another in a try.
+	recipients map[recipientKey]recipient
 }
 
 func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
@@ -535,8 +538,12 @@ func (tx *Tx) endAccess(userIDs ...int64) { tx.ended = append(tx.ended, userIDs.
 
 // job is one write waiting for the writer.
 type job struct {
-	ctx    context.Context
-	fn     func(*Tx) error
+	ctx context.Context
+	fn  func(*Tx) error
+	// shares: fn changes no user, setting or membership, so the lookups
+	// of recipients it makes may be shared with the batch's other such
+	// jobs (see recipientByLogin).
+	shares bool
 	err    error
 	stored bool // its committed run stored messages
 	done   chan struct{}
@@ -548,7 +555,16 @@ type job struct {
 // when the database asks for a batch to be run again: it must leave
 // nothing but the database behind that a second run would not redo.
 func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
-	j := &job{ctx: ctx, fn: fn, done: make(chan struct{})}
+	return db.submit(&job{ctx: ctx, fn: fn, done: make(chan struct{})})
+}
+
+// writeSharing is write for a fn that changes no user, setting or
+// membership.
+func (db *DB) writeSharing(ctx context.Context, fn func(*Tx) error) error {
+	return db.submit(&job{ctx: ctx, fn: fn, shares: true, done: make(chan struct{})})
+}
+
+func (db *DB) submit(j *job) error {
 	submitted := time.Now()
 	db.mu.RLock()
 	if db.closed || db.jobs == nil {
@@ -677,6 +693,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	began := time.Now()
 	stmts.local = nil // a try's statements end with its transaction
 	stmts.ids = db.eventIDs.forBatch(db, len(batch))
+	stmts.recipients = nil
 	for _, j := range batch {
 		j.err, j.stored = nil, false
 	}
@@ -705,12 +722,18 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 			continue
 		}
 		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
+		if !j.shares {
+			stmts.recipients = nil // what it changes, a lookup made before may not know
+		}
 		if guarded && !single {
 			if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
 				return stop(sqlTx, err)
 			}
 		}
 		j.err = runJob(j.fn, tx)
+		if !j.shares {
+			stmts.recipients = nil
+		}
 		if errors.Is(j.err, errRetry) {
 			return stop(sqlTx, j.err)
 		}

@@ -530,7 +530,7 @@ func (db *DB) PublishMessage(ctx context.Context, pub *tidings.Publication) (*ti
 		tokenID = auth.Token.ID
 	}
 	var res *tidings.PublishResult
-	err := db.write(ctx, func(tx *Tx) error {
+	err := db.writeSharing(ctx, func(tx *Tx) error {
 		targets, project, err := tx.resolvePublication(pub, actor, anyone)
 		if err != nil {
 			return err
@@ -717,6 +717,35 @@ func (tx *Tx) recipientByLogin(login string, projectID int64) (id int64, known, 
 	if tidings.ValidateLogin(login) != nil {
 		return 0, false, false, nil
 	}
+	key := recipientKey{login, projectID}
+	if r, ok := tx.batch.recipients[key]; ok {
+		return r.id, r.known, r.wanted, nil
+	}
+	id, known, wanted, err = tx.lookUpRecipient(login, projectID)
+	if err == nil {
+		if tx.batch.recipients == nil {
+			tx.batch.recipients = make(map[recipientKey]recipient)
+		}
+		tx.batch.recipients[key] = recipient{id, known, wanted}
+	}
+	return id, known, wanted, err
+}
+
+// recipientKey and recipient are a lookup of recipientByLogin and its
+// answer. Jobs that change no user, setting or membership share them
+// within a try of a batch: many publishes to the same people, committed
+// together, look each of them up once.
+type recipientKey struct {
+	login     string
+	projectID int64
+}
+
+type recipient struct {
+	id            int64
+	known, wanted bool
+}
+
+func (tx *Tx) lookUpRecipient(login string, projectID int64) (id int64, known, wanted bool, err error) {
 	var messages, muted bool
 	err = tx.queryRow(`SELECT id, notify_messages,
 		EXISTS (SELECT 1 FROM muted_projects WHERE user_id = users.id AND project_id = ?)

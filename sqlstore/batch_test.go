@@ -1,0 +1,120 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/tidings/tidings"
+)
+
+// Two writers on one database, as when another process writes to a SQLite
+// file while a server runs, or two nodes share PostgreSQL: however they
+// take turns, each event gets an id of its own, and every message shows
+// the event it was published with. On SQLite each writer counts ids in
+// memory, so every turn here makes one of them run its batch again.
+func TestEventIDsOfTwoWriters(t *testing.T) {
+	source := freshSource(t)
+	a := mustOpen(t, source)
+	alice := MustCreateUser(t, a, "alice", true)
+	bob := MustCreateUser(t, a, "bob", false)
+	b := mustOpen(t, source)
+	ctx := context.Background()
+	start, err := a.FindStoredMessages(ctx, bob.ID, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []int64
+	for i := range 6 {
+		w := a
+		if i%2 == 1 {
+			w = b
+		}
+		res, err := w.PublishMessage(as(alice), &tidings.Publication{Recipients: []string{"bob"}, Text: fmt.Sprintf("m%d", i)})
+		if err != nil {
+			t.Fatalf("publish m%d: %v", i, err)
+		}
+		for _, e := range events {
+			if e == res.Event {
+				t.Fatalf("m%d got event %d, which m%d has already", i, res.Event, i)
+			}
+		}
+		events = append(events, res.Event)
+	}
+	got, err := b.FindStoredMessages(ctx, bob.ID, &start.Cursor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Messages) != len(events) {
+		t.Fatalf("bob has %d messages, want %d", len(got.Messages), len(events))
+	}
+	for i, m := range got.Messages {
+		if want := fmt.Sprintf("m%d", i); m.Text != want || m.Event != events[i] {
+			t.Errorf("message %d: %q of event %d, want %q of event %d", i, m.Text, m.Event, want, events[i])
+		}
+	}
+}
+
+// Publishes committed together look each recipient up once, but a change
+// to a recipient between them, in the same batch, is seen by the publishes
+// after it: bob turns his messages off, then on, between three publishes
+// that wait for the writer together.
+func TestPublishesInABatchSeeTheChangesBetweenThem(t *testing.T) {
+	db := MustOpenDB(t)
+	alice := MustCreateUser(t, db, "alice", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	ctx := context.Background()
+	start, err := db.FindStoredMessages(ctx, bob.ID, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, on := false, true
+	results := make([]*tidings.PublishResult, 3)
+	publish := func(i int) func() error {
+		return func() (err error) {
+			results[i], err = db.PublishMessage(as(alice), &tidings.Publication{Recipients: []string{"bob"}, Text: fmt.Sprintf("m%d", i)})
+			return err
+		}
+	}
+	setMessages := func(v *bool) func() error {
+		return func() error {
+			_, err := db.UpdateSettings(as(bob), tidings.SettingsUpdate{Messages: v})
+			return err
+		}
+	}
+	writes := []func() error{publish(0), setMessages(&off), publish(1), setMessages(&on), publish(2)}
+
+	release := db.HoldWriter()
+	t.Cleanup(release)
+	errs := make([]error, len(writes))
+	var wg sync.WaitGroup
+	for i, w := range writes {
+		wg.Go(func() { errs[i] = w() })
+		// One at a time, so that the batch holds them in this order.
+		waitFor(t, fmt.Sprintf("write %d to queue", i), func() bool { return db.QueuedWrites() == i+1 })
+	}
+	release()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	for i, want := range []int{1, 0, 1} {
+		if results[i].Recipients != want {
+			t.Errorf("m%d reached %d recipients, want %d", i, results[i].Recipients, want)
+		}
+	}
+	got, err := db.FindStoredMessages(ctx, bob.ID, &start.Cursor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range got.Messages {
+		texts = append(texts, m.Text)
+	}
+	if fmt.Sprint(texts) != "[m0 m2]" {
+		t.Fatalf("bob got %v, want [m0 m2]", texts)
+	}
+}
