@@ -101,10 +101,11 @@ type DB struct {
 	wstmts stmtCache
 	rstmts stmtCache
 
-	inboxes    inboxes      // messages just committed, per user
-	eventIDs   eventIDs     // the writer's, see eventIDs
-	inboxReads atomic.Int64 // FindMessages answered from inboxes
-	guarded    atomic.Bool  // the last batch had a failing write: use savepoints
+	inboxes     inboxes       // messages just committed, per user
+	checkpoints *checkpointer // SQLite: checkpoints the log off the writer
+	eventIDs    eventIDs      // the writer's, see eventIDs
+	inboxReads  atomic.Int64  // FindMessages answered from inboxes
+	guarded     atomic.Bool   // the last batch had a failing write: use savepoints
 
 	mu     sync.RWMutex // guards closed against sends on jobs
 	closed bool
@@ -202,6 +203,13 @@ func (db *DB) Open() error {
 	// inboxes wait for a Listener to tell them of other nodes' commits.
 	db.inboxes.on.Store(!db.dialect.notifies)
 
+	if db.dialect == sqliteDialect {
+		conn, err := sql.Open("sqlite", sqliteDSN(db.Path, db.SyncFull))
+		if err != nil {
+			return fail(err)
+		}
+		db.checkpoints = newCheckpointer(conn, db.Logger)
+	}
 	db.jobs = make(chan *job, maxWriteBatch)
 	db.done = make(chan struct{})
 	go db.writeLoop()
@@ -229,6 +237,9 @@ func (db *DB) Close() error {
 	db.wstmts.close()
 	db.rstmts.close()
 	var errs []error
+	if db.checkpoints != nil {
+		errs = append(errs, db.checkpoints.stop())
+	}
 	if db.reader != nil {
 		errs = append(errs, db.reader.Close())
 	}
@@ -820,6 +831,9 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		return false, false, nil, nil
 	}
 	db.metrics().BatchCommitted(ran, time.Since(began))
+	if db.checkpoints != nil {
+		db.checkpoints.committed()
+	}
 	// The inboxes learn of the commit before anyone is woken to read it.
 	if swept {
 		db.inboxes.swept.Store(max(db.inboxes.swept.Load(), ms(now)))

@@ -108,12 +108,8 @@ func Redact(source string) string {
 	return u.Redacted()
 }
 
-func openSQLite(path string, _ *atomic.Int64, syncFull bool) (writer, reader *sql.DB, err error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("create database directory: %w", err)
-		}
-	}
+// sqliteDSN is the data source of a connection to the SQLite file at path.
+func sqliteDSN(path string, syncFull bool) string {
 	// In WAL mode a commit is in the log, in the system's cache, before it
 	// returns: it survives the process being killed at any moment. FULL
 	// also waits for the disk at every commit, for power loss.
@@ -121,8 +117,18 @@ func openSQLite(path string, _ *atomic.Int64, syncFull bool) (writer, reader *sq
 	if syncFull {
 		sync = "FULL"
 	}
-	base := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")"
-	if writer, err = sql.Open("sqlite", base+"&_txlock=immediate"); err != nil {
+	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")"
+}
+
+func openSQLite(path string, _ *atomic.Int64, syncFull bool) (writer, reader *sql.DB, err error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	base := sqliteDSN(path, syncFull)
+	writerDSN := base + "&_txlock=immediate&_pragma=wal_autocheckpoint(" + strconv.Itoa(writerAutocheckpoint) + ")"
+	if writer, err = sql.Open("sqlite", writerDSN); err != nil {
 		return nil, nil, err
 	}
 	if reader, err = sql.Open("sqlite", base+"&_pragma=query_only(1)"); err != nil {

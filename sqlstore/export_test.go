@@ -111,3 +111,11 @@ func (db *DB) FindStoredMessages(ctx context.Context, userID int64, since *tidin
 
 // InboxReads counts the FindMessages that the inboxes in memory answered.
 func (db *DB) InboxReads() int64 { return db.inboxReads.Load() }
+
+// CheckpointRuns is how many checkpoints the background checkpointer ran.
+func (db *DB) CheckpointRuns() int64 {
+	if db.checkpoints == nil {
+		return 0
+	}
+	return db.checkpoints.runs.Load()
+}
