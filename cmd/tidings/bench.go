@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -349,8 +351,14 @@ func (b *bench) hold(ctx context.Context, transport string, n int) (release func
 	return func() { cancel(); wg.Wait() }, nil
 }
 
-// latency measures publish→delivered for the target's long poll.
+// latency measures publish→delivered for the target's long poll. The load
+// generator's own garbage collector stays off meanwhile (the samples make a
+// few megabytes of garbage): with thousands of held connections to scan, a
+// collection here would pause the client, not the server, and count in the
+// server's tail.
 func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Duration, err error) {
+	runtime.GC()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	if b.nchan() {
 		return b.nchanLatency(ctx, samples)
 	}
