@@ -3,10 +3,13 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidings/tidings"
+	"github.com/tidings/tidings/sqlstore"
 )
 
 // Two writers on one database, as when another process writes to a SQLite
@@ -117,4 +120,59 @@ func TestPublishesInABatchSeeTheChangesBetweenThem(t *testing.T) {
 	if fmt.Sprint(texts) != "[m0 m2]" {
 		t.Fatalf("bob got %v, want [m0 m2]", texts)
 	}
+}
+
+// A credential's end is told before the write that ended it returns: the
+// server empties its credential cache on that news, so the client told
+// "revoked" or "logged out" finds the credential refused on its very next
+// request. Nothing is waited for here: the news must already be in.
+func TestEndedCredentialsAreToldBeforeTheWriteReturns(t *testing.T) {
+	rec := &accessRecorder{}
+	db := MustOpenDB(t, func(db *sqlstore.DB) { db.Notifier = rec })
+	alice := MustCreateUser(t, db, "alice", false)
+	ctx := context.Background()
+	told := func(what string) {
+		t.Helper()
+		rec.mu.Lock()
+		access := rec.access
+		rec.access = nil
+		rec.mu.Unlock()
+		if !slices.Contains(access, alice.ID) {
+			t.Fatalf("%s returned before its end was told (told: %v)", what, access)
+		}
+	}
+	tok := &tidings.Token{Name: "ci"}
+	if err := db.CreateToken(as(alice), tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteToken(as(alice), tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	told("revoking a token")
+
+	_, session, err := db.Login(ctx, "alice", "password1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Logout(ctx, session.Hash); err != nil {
+		t.Fatal(err)
+	}
+	told("a logout")
+}
+
+// accessRecorder keeps whose access ended, as it was told. It takes its
+// time to hear it, as a server with much to do might: a write that
+// returned before telling, and told only after, is then caught.
+type accessRecorder struct {
+	mu     sync.Mutex
+	access []int64
+}
+
+func (r *accessRecorder) Notify(...int64) {}
+
+func (r *accessRecorder) NotifyAccess(ids ...int64) {
+	time.Sleep(20 * time.Millisecond)
+	r.mu.Lock()
+	r.access = append(r.access, ids...)
+	r.mu.Unlock()
 }

@@ -685,9 +685,10 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 		}
 		close(j.done)
 	}
-	// The waiters are woken last: the goroutine a woken delivery starts on
-	// is then the next to run here, ahead of the publishers' answers, and
-	// the message reaches its reader without waiting for another thread.
+	// The waiters are woken last (their credentials' ends were told before
+	// the answers): the goroutine a woken delivery starts on is then the
+	// next to run here, ahead of the publishers' answers, and the message
+	// reaches its reader without waiting for another thread.
 	if wake != nil {
 		wake()
 	}
@@ -844,12 +845,15 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	if len(commits) > 0 {
 		db.inboxes.add(db.epoch, commits, db.inboxes.forgets.Load() == forgets, time.Now())
 	}
+	// Ended credentials before anyone is answered: the client told that
+	// its token is revoked, or its logout done, must find the credential
+	// refused on its very next request, cached or not. And before the
+	// waiters are woken: one woken for a message committed after its
+	// session ended already has the news.
+	if len(ended) > 0 && db.Notifier != nil {
+		db.Notifier.NotifyAccess(ended...)
+	}
 	wake = func() {
-		// Ended credentials first: a waiter that is woken for a message
-		// committed after its session ended already has the news.
-		if len(ended) > 0 && db.Notifier != nil {
-			db.Notifier.NotifyAccess(ended...)
-		}
 		if len(notify) > 0 && db.Notifier != nil {
 			db.Notifier.Notify(notify...)
 		}
