@@ -127,7 +127,7 @@ func errTooLarge() error {
 // invalid UTF-8 and trailing data are refused with a message that names the
 // problem and, where there is one, the field.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return tidings.Errorf(tidings.EINVALID, "The request body must be JSON (Content-Type: application/json), not %q.", ct)

@@ -375,9 +375,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, writeTimeout: s.streamWriteTimeout()}
-	defer func() {
-		s.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
-	}()
+	if s.Logger.Enabled(r.Context(), slog.LevelDebug) { // or its arguments are made for nothing
+		defer func() {
+			s.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+		}()
+	}
 	w = rec
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "same-origin")
