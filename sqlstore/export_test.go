@@ -106,6 +106,10 @@ func (db *DB) Translate(err error) error { return db.translate(err) }
 // FindStoredMessages is FindMessages answered by the database alone, never
 // by the inboxes in memory: what the inboxes' answers are compared with.
 func (db *DB) FindStoredMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
+	_, limit, err := db.readBounds(userID, since, limit)
+	if err != nil {
+		return nil, err
+	}
 	return db.findStoredMessages(ctx, userID, since, limit)
 }
 

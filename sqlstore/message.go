@@ -116,17 +116,7 @@ func (tx *Tx) deliverOne(eventID, userID int64, validFrom, validUntil time.Time,
 func (tx *Tx) numberDeliveries(list []delivery) ([]committed, error) {
 	slices.SortStableFunc(list, func(a, b delivery) int { return cmp.Compare(a.userID, b.userID) })
 	var out []committed
-	rows := make([]any, 0, 6*min(len(list), maxInsertRows))
-	flush := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		if _, err := tx.exec(insertMessagesQuery(len(rows)/6), rows...); err != nil {
-			return fmt.Errorf("store messages: %w", err)
-		}
-		rows = rows[:0]
-		return nil
-	}
+	rows := make([]any, 0, messageColumns*len(list))
 	for i := 0; i < len(list); {
 		userID, n := list[i].userID, 1
 		for i+n < len(list) && list[i+n].userID == userID {
@@ -145,71 +135,70 @@ func (tx *Tx) numberDeliveries(list []delivery) ([]committed, error) {
 		for k, d := range mine {
 			seq := head - int64(n-1-k)
 			rows = append(rows, userID, seq, d.eventID, ms(d.validFrom), ms(d.validUntil), nullString(d.text))
-			if len(rows) == 6*maxInsertRows {
-				if err := flush(); err != nil {
-					return nil, err
-				}
-			}
 		}
 		out = append(out, committed{userID: userID, head: head, list: mine})
 	}
-	if err := flush(); err != nil {
-		return nil, err
+	if err := tx.insertRows(insertMessagesHead, messageColumns, rows); err != nil {
+		return nil, fmt.Errorf("store messages: %w", err)
 	}
 	return out, nil
 }
 
-// maxInsertRows bounds the rows of one INSERT of messages, and so the
-// number of such statements the store prepares (one per row count).
-const maxInsertRows = 64
-
-// insertMessagesQuery returns the INSERT of n messages, 1 <= n <= maxInsertRows.
-func insertMessagesQuery(n int) string {
-	if q, ok := insertMessagesQueries.Load(n); ok {
-		return q.(string)
-	}
-	q := `INSERT INTO messages (user_id, seq, event_id, valid_from, valid_until, text) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")
-	insertMessagesQueries.Store(n, q)
-	return q
-}
-
-var insertMessagesQueries sync.Map // int → string
-
-// eventColumns is how many values a row of events takes in insertEvents.
-const eventColumns = 16
+// The multi-row INSERTs of a batch, up to their VALUES, and how many values
+// a row of each takes.
+const (
+	insertMessagesHead = `INSERT INTO messages (user_id, seq, event_id, valid_from, valid_until, text)`
+	messageColumns     = 6
+	insertEventsHead   = `INSERT INTO events (id, process, module, item_id, item_name, item_url, project_id, project_name,
+		actor_id, actor_login, actor_name, text, details, urgent, created_at, expires_at)`
+	eventColumns = 16
+)
 
 // insertEvents stores the events a batch's jobs made, with the ids they
-// were given, in as few INSERTs as the batch allows.
+// were given.
 func (tx *Tx) insertEvents(rows []any) error {
+	head := insertEventsHead
+	if tx.db.dialect == postgresDialect {
+		head += ` OVERRIDING SYSTEM VALUE` // the ids come from the identity's own sequence
+	}
+	return tx.insertRows(head, eventColumns, rows)
+}
+
+// maxInsertRows bounds the rows of one multi-row INSERT, and so the number
+// of such statements the store prepares (one per row count).
+const maxInsertRows = 64
+
+// insertRows runs head (an INSERT up to its VALUES) for rows, columns values
+// each, in as few statements as maxInsertRows allows.
+func (tx *Tx) insertRows(head string, columns int, rows []any) error {
 	for len(rows) > 0 {
-		n := min(len(rows)/eventColumns, maxInsertRows)
-		if _, err := tx.exec(tx.db.insertEventsQuery(n), rows[:n*eventColumns]...); err != nil {
+		n := min(len(rows)/columns, maxInsertRows)
+		if _, err := tx.exec(valuesQuery(head, columns, n), rows[:n*columns]...); err != nil {
 			return err
 		}
-		rows = rows[n*eventColumns:]
+		rows = rows[n*columns:]
 	}
 	return nil
 }
 
-// insertEventsQuery returns the INSERT of n events with their ids, 1 <= n
-// <= maxInsertRows.
-func (db *DB) insertEventsQuery(n int) string {
-	key := [2]any{db.dialect == postgresDialect, n}
-	if q, ok := insertEventsQueries.Load(key); ok {
+// valuesQuery returns head with n rows of columns marks, made once.
+func valuesQuery(head string, columns, n int) string {
+	key := valuesKey{head, n}
+	if q, ok := valuesQueries.Load(key); ok {
 		return q.(string)
 	}
-	q := `INSERT INTO events (id, process, module, item_id, item_name, item_url, project_id, project_name,
-		actor_id, actor_login, actor_name, text, details, urgent, created_at, expires_at)`
-	if db.dialect == postgresDialect {
-		q += ` OVERRIDING SYSTEM VALUE` // the ids come from the identity's own sequence
-	}
-	q += ` VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
-	insertEventsQueries.Store(key, q)
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", columns), ", ") + ")"
+	q := head + " VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	valuesQueries.Store(key, q)
 	return q
 }
 
-var insertEventsQueries sync.Map // [postgres, n] → string
+type valuesKey struct {
+	head string
+	n    int
+}
+
+var valuesQueries sync.Map // valuesKey → string
 
 // wants reports whether userID's settings let a message of kind about
 // projectID (0: none) through.
@@ -255,15 +244,11 @@ LIMIT ?`
 // expired by the janitor's clock, and counts as missed rather than arriving
 // blank.
 func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
-	if limit <= 0 || limit > tidings.MaxBatch {
-		limit = tidings.MaxBatch
+	after, limit, err := db.readBounds(userID, since, limit)
+	if err != nil {
+		return nil, err
 	}
-	var after int64
 	if since != nil {
-		if since.Epoch != db.epoch || since.UserID != userID {
-			return nil, invalidCursor()
-		}
-		after = since.Seq
 		// The messages the commit that woke the caller just stored are
 		// most likely in memory still.
 		batch, ok, err := db.inboxes.read(db.epoch, userID, after, ms(db.Now()), limit)
@@ -278,16 +263,26 @@ func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cur
 	return db.findStoredMessages(ctx, userID, since, limit)
 }
 
-// findStoredMessages is FindMessages from the database.
-func (db *DB) findStoredMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
+// readBounds checks a read's cursor and returns the number it reads after
+// and its limit, bounded by tidings.MaxBatch.
+func (db *DB) readBounds(userID int64, since *tidings.Cursor, limit int) (after int64, bounded int, err error) {
 	if limit <= 0 || limit > tidings.MaxBatch {
 		limit = tidings.MaxBatch
 	}
-	var after int64
 	if since != nil {
 		if since.Epoch != db.epoch || since.UserID != userID {
-			return nil, invalidCursor()
+			return 0, 0, invalidCursor()
 		}
+		after = since.Seq
+	}
+	return after, limit, nil
+}
+
+// findStoredMessages is FindMessages from the database, for a cursor and
+// limit that readBounds checked.
+func (db *DB) findStoredMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
+	var after int64
+	if since != nil {
 		after = since.Seq
 	}
 	stmt, err := db.rstmt(findMessagesQuery)
