@@ -93,11 +93,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		buf.Reset()
 		buf.WriteString(`{"error":{"code":"internal","message":"Internal error."}}` + "\n")
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["X-Content-Type-Options"] = nosniff
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
+
+// Header values every answer of their kind has, shared rather than made
+// for each: net/http copies them when it writes the header, and Set or Add
+// on the same key replaces or reallocates, never writes into them.
+var (
+	jsonContentType = []string{"application/json; charset=utf-8"}
+	nosniff         = []string{"nosniff"}
+	sameOrigin      = []string{"same-origin"}
+)
 
 // readBody reads the request body, bounded in size and time. An empty body
 // gives nil.

@@ -381,8 +381,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 	w = rec
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Referrer-Policy", "same-origin")
+	h := w.Header()
+	h["X-Content-Type-Options"] = nosniff // shared, as every answer has them
+	h["Referrer-Policy"] = sameOrigin
 
 	if r.ContentLength > MaxBodyBytes {
 		w.Header().Set("Connection", "close")
@@ -401,7 +402,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if api && !(r.URL.Path == "/api/v1/login" && r.Method == http.MethodPost) {
 		// Read before the credential is checked: a delivery compares it once
 		// it waits, to catch a credential that ended in between.
-		r = r.WithContext(context.WithValue(r.Context(), accessChangesKey{}, s.Hub.AccessChanges()))
+		changes := s.Hub.AccessChanges()
 		auth, err := s.authenticate(r)
 		if err != nil {
 			if tidings.ErrorCode(err) == tidings.EUNAUTHORIZED {
@@ -411,7 +412,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.refreshCookie(w, r, auth)
-		r = r.WithContext(tidings.NewContextWithAuth(r.Context(), auth))
+		r = r.WithContext(tidings.NewContextWithAuth(context.WithValue(r.Context(), accessChangesKey{}, changes), auth))
 	}
 	if !api || r.Header.Get("Authorization") == "" {
 		// Cookies ride along with cross-site requests; bearer tokens do not.
