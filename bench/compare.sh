@@ -118,10 +118,23 @@ nchan --scenarios publish
 echo "== Nchan: fan-out" >&2
 nchan --scenarios fanout
 
+# The ceiling of a Go server here: bench/empty answers each publish at once,
+# without any work, so its rate is what net/http itself and the load
+# generator leave of these cores.
+echo "== an empty Go HTTP server: publishes/s" >&2
+go build -o "$tmp/empty" ./bench/empty
+"$tmp/empty" --addr 127.0.0.1:0 >"$tmp/empty.url" &
+empty_pid=$!
+for _ in $(seq 50); do [ -s "$tmp/empty.url" ] && break; sleep 0.1; done
+"${bench[@]}" --target empty --server "$(cat "$tmp/empty.url")" --scenarios publish >"$tmp/empty.tsv"
+kill "$empty_pid" 2>/dev/null || true
+wait "$empty_pid" 2>/dev/null || true
+
 # The table: one row a figure, Tidings' and Nchan's side by side.
-declare -A tid nch
+declare -A tid nch emp
 while IFS=$'\t' read -r k v; do tid[$k]=$v; done <"$tmp/tidings.tsv"
 while IFS=$'\t' read -r k v; do nch[$k]=$v; done <"$tmp/nchan.tsv"
+while IFS=$'\t' read -r k v; do emp[$k]=$v; done <"$tmp/empty.tsv"
 num() { echo "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; } # 69500 → 69,500
 cell() { # cell ARRAY KEY UNIT
 	local -n a=$1
@@ -158,3 +171,5 @@ done
 f_t=${tid[fanout.$fanout.rate]:-} f_n=${nch[fanout.$fanout.rate]:-}
 echo "| fan-out to $(num "$fanout") SSE subscribers: deliveries/s, p99 | ${f_t:+$(num "$f_t")/s, p99 ${tid[fanout.$fanout.p99]} ms} | ${f_n:+$(num "$f_n")/s, p99 ${nch[fanout.$fanout.p99]} ms} |"
 echo "| database queries per idle poll per minute | not measured by the bench | 0 (no database) |"
+echo
+echo "For scale: \`bench/empty\`, a Go \`net/http\` server that answers each publish at once and does nothing else, answered the same load generator $(num "${emp[publish.1.rate]:-0}") / $(num "${emp[publish.16.rate]:-0}") / $(num "${emp[publish.64.rate]:-0}") publishes/s at 1 / 16 / 64 publishers."

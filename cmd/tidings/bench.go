@@ -68,7 +68,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.fanout, "fanout", 2000, "subscribers of the fan-out scenario")
 	scenarios := fs.String("scenarios", "held,publish,fanout", "scenarios to run: held (memory and latency), publish (publishes/s), fanout")
 	format := fs.String("format", "table", "table, or tsv: one key<TAB>value line per figure")
-	fs.StringVar(&c.target, "target", "tidings", "what to measure: tidings, or nchan (with --server; see bench/compare.sh)")
+	fs.StringVar(&c.target, "target", "tidings", "what to measure: tidings, or with --server nchan or empty (bench/empty, publishes only; see bench/compare.sh)")
 	fs.StringVar(&c.server, "server", "", "URL of a running server to measure instead of starting one per scenario")
 	fs.StringVar(&c.pidFile, "pid-file", "", "with --server: the file holding its process id, to read its memory")
 	fs.StringVar(&c.login, "login", "", "with --server and Tidings: an admin's login (password on stdin), to make the bench's users")
@@ -579,6 +579,8 @@ func (b *bench) run(ctx context.Context) error {
 		switch {
 		case b.nchan():
 			fmt.Fprintf(b.out, "Nchan at %s, %s, the same scenarios (held connections subscribe to one channel)\n\n", b.cfg.server, when)
+		case b.empty():
+			fmt.Fprintf(b.out, "An empty HTTP server at %s, %s, answering Tidings' publishes\n\n", b.cfg.server, when)
 		case b.cfg.server != "":
 			fmt.Fprintf(b.out, "Tidings bench, %s, every scenario on the running server at %s\n\n", when, b.cfg.server)
 		default:
@@ -607,7 +609,7 @@ func (b *bench) run(ctx context.Context) error {
 		defer b.client.CloseIdleConnections()
 		return scenario()
 	}
-	if b.cfg.server != "" && !b.nchan() {
+	if b.cfg.server != "" && b.cfg.target == "tidings" {
 		defer b.removeUsers()
 	}
 	for _, transport := range b.cfg.transport {
@@ -652,6 +654,8 @@ func (b *bench) run(ctx context.Context) error {
 				kind := "durable publishes/s"
 				if b.nchan() {
 					kind = "publishes/s, in memory"
+				} else if b.empty() {
+					kind = "publishes/s, answered without any work"
 				}
 				err = row("publishes/s", fmt.Sprintf("%d publishers", n), fmt.Sprintf("%.0f %s", rate, kind),
 					benchFigure{fmt.Sprintf("publish.%d.rate", n), fmt.Sprintf("%.0f", rate)})

@@ -24,6 +24,10 @@ import (
 
 func (b *bench) nchan() bool { return b.cfg.target == "nchan" }
 
+// empty reports whether the bench measures bench/empty, which answers
+// Tidings' publishes at once.
+func (b *bench) empty() bool { return b.cfg.target == "empty" }
+
 func (b *bench) nchanPublish(ctx context.Context, channel, text string) error {
 	_, err := b.nchanPublishAt(ctx, channel, text)
 	return err

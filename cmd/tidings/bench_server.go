@@ -48,8 +48,8 @@ func (c *benchConfig) parseScenarios(scenarios, format string) error {
 
 // validateTarget checks --target, --server, --pid-file and --login together.
 func (c *benchConfig) validateTarget() error {
-	if c.target != "tidings" && c.target != "nchan" {
-		return usagef("--target: %q is not tidings or nchan", c.target)
+	if c.target != "tidings" && c.target != "nchan" && c.target != "empty" {
+		return usagef("--target: %q is not tidings, nchan or empty", c.target)
 	}
 	if c.server != "" {
 		u, err := url.Parse(c.server)
@@ -61,6 +61,8 @@ func (c *benchConfig) validateTarget() error {
 	switch {
 	case c.target == "nchan" && c.server == "":
 		return usagef("--target nchan needs --server, the URL of an nginx with Nchan (bench/compare.sh starts one)")
+	case c.target == "empty" && (c.server == "" || len(c.scenarios) != 1 || !c.scenarios["publish"]):
+		return usagef("--target empty needs --server, the URL of bench/empty, and --scenarios publish: it only answers")
 	case c.pidFile != "" && c.server == "":
 		return usagef("--pid-file goes with --server: the bench knows the pid of a server it starts")
 	case c.login != "" && (c.server == "" || c.target != "tidings"):
@@ -105,7 +107,10 @@ func (b *bench) startRunning(ctx context.Context) (stop func(), err error) {
 			return nil, fmt.Errorf("--pid-file %s holds no process id", b.cfg.pidFile)
 		}
 	}
-	if !b.nchan() && b.logins == nil {
+	if b.empty() {
+		b.publishToken = "none" // it reads the header and looks at nothing
+	}
+	if b.cfg.target == "tidings" && b.logins == nil {
 		if err := b.makeUsers(ctx); err != nil {
 			return nil, err
 		}

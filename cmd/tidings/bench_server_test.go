@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -25,6 +28,10 @@ func TestBenchTargetUsage(t *testing.T) {
 		{[]string{"--server", "http://127.0.0.1:8080"}, "needs --login"},
 		{[]string{"--login", "admin"}, "--login goes with --server"},
 		{[]string{"--target", "nchan", "--server", "http://127.0.0.1:8080", "--login", "admin"}, "--login goes with --server"},
+		{[]string{"--target", "empty"}, "--target empty needs --server"},
+		{[]string{"--target", "empty", "--server", "http://127.0.0.1:8080"}, "--scenarios publish"},
+		{[]string{"--target", "empty", "--server", "http://127.0.0.1:8080", "--scenarios", "publish,held"}, "--scenarios publish"},
+		{[]string{"--target", "empty", "--server", "http://127.0.0.1:8080", "--scenarios", "publish", "--login", "admin"}, "--login goes with --server"},
 		{[]string{"--scenarios", "held,soak"}, "--scenarios"},
 		{[]string{"--format", "csv"}, "--format"},
 	} {
@@ -62,6 +69,37 @@ func TestBenchTSV(t *testing.T) {
 	}
 	if strings.Contains(stdout, "fanout") || strings.Contains(stdout, "scenario") {
 		t.Errorf("more than the figures asked for:\n%s", stdout)
+	}
+}
+
+// Against bench/empty the bench sends Tidings' publishes, with a token and a
+// JSON body, and counts the answers; it makes no users.
+func TestBenchAgainstAnEmptyServer(t *testing.T) {
+	var publishes, others atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == "POST" && r.URL.Path == "/api/v1/messages" && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") &&
+			r.Header.Get("Content-Type") == "application/json" && json.Valid(body) {
+			publishes.Add(1)
+		} else {
+			others.Add(1)
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	code, stdout, stderr := run(t, nil, "", "bench", "--target", "empty", "--server", srv.URL, "--scenarios", "publish", "--format", "tsv", "--duration", "200ms")
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, stderr)
+	}
+	for _, n := range []string{"1", "16", "64"} {
+		key := "publish." + n + ".rate\t"
+		_, rate, ok := strings.Cut(stdout, key)
+		if !ok || strings.HasPrefix(rate, "0\n") {
+			t.Errorf("no rate above 0 for %s publishers in:\n%s", n, stdout)
+		}
+	}
+	if publishes.Load() == 0 || others.Load() != 0 {
+		t.Errorf("the server saw %d publishes and %d other requests", publishes.Load(), others.Load())
 	}
 }
 
