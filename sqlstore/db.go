@@ -94,6 +94,7 @@ type DB struct {
 	sent    atomic.Int64 // statements sent to PostgreSQL
 	writer  *sql.DB
 	reader  *sql.DB
+	wconn   *writerConn // SQLite: the writer's connection, out of writer's pool
 	epoch   uint64
 
 	maxVersion int // tests: migrate no further than this schema (0: all)
@@ -196,8 +197,17 @@ func (db *DB) Open() error {
 	if err := db.migrate(); err != nil {
 		return fail(err)
 	}
-	db.wstmts.db, db.rstmts.db = db.writer, db.reader
+	db.wstmts.prepare, db.rstmts.prepare = db.writer.Prepare, db.reader.Prepare
 	db.wstmts.dialect, db.rstmts.dialect = db.dialect, db.dialect
+	if db.dialect == sqliteDialect {
+		// The writer's only connection is taken out of its pool for good:
+		// the writer begins and ends transactions on it with statements
+		// prepared once, and its cache prepares there too.
+		if db.wconn, err = openWriterConn(context.Background(), db.writer); err != nil {
+			return fail(fmt.Errorf("open %s: %w", Redact(db.Path), err))
+		}
+		db.wstmts.prepare = db.wconn.prepare
+	}
 
 	// On SQLite this process is the only writer; on PostgreSQL the
 	// inboxes wait for a Listener to tell them of other nodes' commits.
@@ -237,6 +247,9 @@ func (db *DB) Close() error {
 	db.wstmts.close()
 	db.rstmts.close()
 	var errs []error
+	if db.wconn != nil {
+		errs = append(errs, db.wconn.close())
+	}
 	if db.checkpoints != nil {
 		errs = append(errs, db.checkpoints.stop())
 	}
@@ -448,7 +461,7 @@ func (db *DB) loadEpoch(ctx context.Context) error {
 // Tx is a write transaction shared by the jobs of one group commit. Each job
 // sees the same now.
 type Tx struct {
-	tx  *sql.Tx
+	tx  txConn
 	db  *DB
 	ctx context.Context
 	now time.Time
@@ -480,10 +493,14 @@ func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
 	if s, ok := tx.db.wstmts.lookup(query); ok {
 		return tx.tx.StmtContext(tx.ctx, s), nil
 	}
+	if tx.db.wconn != nil {
+		// The cache prepares on the connection the transaction is on.
+		return tx.db.wstmts.get(query)
+	}
 	if s, ok := tx.batch.local[query]; ok {
 		return s, nil
 	}
-	s, err := tx.tx.PrepareContext(tx.ctx, tx.db.dialect.rebind(query))
+	s, err := tx.tx.(*sql.Tx).PrepareContext(tx.ctx, tx.db.dialect.rebind(query))
 	if err != nil {
 		return nil, fmt.Errorf("prepare %q: %w", query, err)
 	}
@@ -531,7 +548,7 @@ func (tx *Tx) reads() queryer { return dialectTx{tx.tx, tx.db.dialect} }
 
 // dialectTx is a transaction whose queries are written with ? marks.
 type dialectTx struct {
-	tx *sql.Tx
+	tx txConn
 	d  *dialect
 }
 
@@ -709,13 +726,13 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	for _, j := range batch {
 		j.err, j.stored = nil, false
 	}
-	stop := func(sqlTx *sql.Tx, err error) (bool, bool, func(), error) {
+	stop := func(sqlTx txConn, err error) (bool, bool, func(), error) {
 		sqlTx.Rollback()
 		err = db.translate(err)
 		return errors.Is(err, errRetry), false, nil, err
 	}
 	forgets := db.inboxes.forgets.Load()
-	sqlTx, err := db.writer.BeginTx(ctx, nil)
+	sqlTx, err := db.beginWrite(ctx)
 	if err != nil {
 		return false, false, nil, db.translate(fmt.Errorf("begin: %w", err))
 	}
@@ -867,7 +884,16 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	return false, false, wake, nil
 }
 
-func rollbackTo(ctx context.Context, tx *sql.Tx) error {
+// beginWrite begins a batch's transaction: on SQLite on the writer's own
+// connection, on PostgreSQL through database/sql.
+func (db *DB) beginWrite(ctx context.Context) (txConn, error) {
+	if db.wconn != nil {
+		return db.wconn.beginTx(ctx)
+	}
+	return db.writer.BeginTx(ctx, nil)
+}
+
+func rollbackTo(ctx context.Context, tx txConn) error {
 	if _, err := tx.ExecContext(ctx, "ROLLBACK TO job"); err != nil {
 		return err
 	}
@@ -913,7 +939,7 @@ func (db *DB) readQuery(ctx context.Context, query string, args ...any) (*sql.Ro
 
 // stmtCache prepares each statement once per pool.
 type stmtCache struct {
-	db      *sql.DB
+	prepare func(query string) (*sql.Stmt, error)
 	dialect *dialect
 	m       sync.Map // string → *sql.Stmt
 	mu      sync.Mutex
@@ -935,7 +961,7 @@ func (c *stmtCache) get(query string) (*sql.Stmt, error) {
 	if s, ok := c.m.Load(query); ok {
 		return s.(*sql.Stmt), nil
 	}
-	s, err := c.db.Prepare(c.dialect.rebind(query))
+	s, err := c.prepare(c.dialect.rebind(query))
 	if err != nil {
 		return nil, fmt.Errorf("prepare %q: %w", query, err)
 	}
