@@ -150,6 +150,11 @@ func (b *bench) nchanLatency(ctx context.Context, samples int) (p50, p99, max ti
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	pub, err := b.samplePublisher(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer pub.close()
 	var d []time.Duration
 	for i := range samples {
 		answered := make(chan answer, 1)
@@ -167,7 +172,7 @@ func (b *bench) nchanLatency(ctx context.Context, samples int) (p50, p99, max ti
 		}()
 		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
 		sent := time.Now()
-		if err := b.nchanPublish(ctx, "target", fmt.Sprintf("sample %d", i)); err != nil {
+		if err := pub.publish(ctx, "target", fmt.Sprintf("sample %d", i)); err != nil {
 			return 0, 0, 0, err
 		}
 		a := <-answered

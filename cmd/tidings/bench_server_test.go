@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -137,5 +140,38 @@ func TestBenchAgainstRunningTidings(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if strings.Contains(string(body), "bench-") {
 		t.Errorf("the bench's users are left behind: %s", body)
+	}
+}
+
+// The latency samples go out on a connection of their own; when the server
+// ends it after an answer, the next sample dials again.
+func TestSamplePublisherDialsAgainAfterClose(t *testing.T) {
+	var publishes atomic.Int64
+	conns := map[string]bool{}
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		if publishes.Add(1)%2 == 0 {
+			w.Header().Set("Connection", "close")
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	b := &bench{url: srv.URL, cfg: benchConfig{target: "tidings"}, publishToken: "t"}
+	p, err := b.samplePublisher(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	for i := range 6 {
+		if err := p.publish(context.Background(), "target", fmt.Sprintf("sample %d", i)); err != nil {
+			t.Fatalf("sample %d: %v", i, err)
+		}
+	}
+	if publishes.Load() != 6 || len(conns) != 3 {
+		t.Errorf("%d publishes on %d connections, want 6 on 3", publishes.Load(), len(conns))
 	}
 }
