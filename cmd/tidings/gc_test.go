@@ -18,29 +18,17 @@ func churn() uint64 {
 	return gcCycles() - before
 }
 
-func gcCycles() uint64 {
-	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+// metric reads one of the runtime's uint64 metrics.
+func metric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
 
-func heapGoal() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
-func heapLive() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
-func gcPercent() uint64 {
-	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
+func gcCycles() uint64  { return metric("/gc/cycles/total:gc-cycles") }
+func heapGoal() uint64  { return metric("/gc/heap/goal:bytes") }
+func heapLive() uint64  { return metric("/gc/heap/live:bytes") }
+func gcPercent() uint64 { return metric("/gc/gogc:percent") }
 
 func TestHeapFloorSpacesCollections(t *testing.T) {
 	runtime.GC()
