@@ -43,7 +43,7 @@ func openWriterConn(ctx context.Context, db *sql.DB) (*writerConn, error) {
 	for _, s := range []struct {
 		stmt  **sql.Stmt
 		query string
-	}{{&w.begin, "BEGIN"}, {&w.commit, "COMMIT"}, {&w.rollback, "ROLLBACK"}} {
+	}{{&w.begin, "BEGIN IMMEDIATE"}, {&w.commit, "COMMIT"}, {&w.rollback, "ROLLBACK"}} {
 		if *s.stmt, err = conn.PrepareContext(ctx, s.query); err != nil {
 			w.close()
 			return nil, fmt.Errorf("prepare %s: %w", s.query, err)
@@ -66,7 +66,10 @@ func (w *writerConn) close() error {
 	return w.conn.Close()
 }
 
-// beginTx begins a transaction (deferred, as BeginTx's) on the connection.
+// beginTx begins a transaction on the connection. Like the writer pool's
+// BeginTx (_txlock=immediate in its DSN) it takes the write lock at once: a
+// second process writing to the file makes it wait under busy_timeout, not
+// fail later between a read and a write.
 func (w *writerConn) beginTx(ctx context.Context) (*ownTx, error) {
 	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return nil, err
