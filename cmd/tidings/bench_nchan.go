@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -156,7 +155,7 @@ func (b *bench) nchanLatency(ctx context.Context, samples int) (p50, p99, max ti
 	}
 	defer pub.close()
 	var d []time.Duration
-	for i := range samples {
+	for i := range latencyWarmup + samples {
 		answered := make(chan answer, 1)
 		go func() {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -182,6 +181,6 @@ func (b *bench) nchanLatency(ctx context.Context, samples int) (p50, p99, max ti
 		d = append(d, time.Since(sent))
 		cursor = a.cursor
 	}
-	slices.Sort(d)
-	return d[len(d)/2], d[len(d)*99/100], d[len(d)-1], nil
+	p50, p99, max = latencyFigures(d)
+	return p50, p99, max, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBenchUsage(t *testing.T) {
@@ -33,5 +34,24 @@ func TestBenchRunsEveryScenario(t *testing.T) {
 		if !strings.Contains(stdout, row) {
 			t.Errorf("the table has no %q:\n%s", row, stdout)
 		}
+	}
+}
+
+// The warm-up publishes of a latency measurement count in none of its
+// figures: a first publish that took a second is not the maximum.
+func TestLatencyFiguresLeaveOutTheWarmup(t *testing.T) {
+	var d []time.Duration
+	for range latencyWarmup {
+		d = append(d, time.Second)
+	}
+	for i := range 100 {
+		d = append(d, time.Duration(100-i)*time.Millisecond) // 100 ms down to 1 ms
+	}
+	p50, p99, max := latencyFigures(d)
+	if p50 != 51*time.Millisecond || p99 != 100*time.Millisecond || max != 100*time.Millisecond {
+		t.Errorf("p50 %v, p99 %v, max %v; want 51ms, 100ms, 100ms from the samples after the warm-up", p50, p99, max)
+	}
+	if d[0] != time.Second || d[latencyWarmup] != 100*time.Millisecond {
+		t.Error("latencyFigures reordered the caller's samples")
 	}
 }
