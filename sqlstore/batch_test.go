@@ -122,6 +122,67 @@ func TestPublishesInABatchSeeTheChangesBetweenThem(t *testing.T) {
 	}
 }
 
+// A batch of more publishes than one INSERT of events holds (64), each to
+// two people, committed together: every message arrives once, in the order
+// it was published, numbered one after the other, with its own event.
+func TestABatchOfMoreEventsThanOneInsertHolds(t *testing.T) {
+	db := MustOpenDB(t)
+	alice := MustCreateUser(t, db, "alice", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	carol := MustCreateUser(t, db, "carol", false)
+	ctx := context.Background()
+	starts := map[int64]tidings.Cursor{}
+	for _, u := range []*tidings.User{bob, carol} {
+		start, err := db.FindStoredMessages(ctx, u.ID, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		starts[u.ID] = start.Cursor
+	}
+	const n = 70
+	results := make([]*tidings.PublishResult, n)
+	errs := make([]error, n)
+	release := db.HoldWriter()
+	t.Cleanup(release)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			results[i], errs[i] = db.PublishMessage(as(alice), &tidings.Publication{Recipients: []string{"bob", "carol"}, Text: fmt.Sprintf("m%02d", i)})
+		})
+		waitFor(t, fmt.Sprintf("publish %d to queue", i), func() bool { return db.QueuedWrites() == i+1 })
+	}
+	release()
+	wg.Wait()
+	seen := map[int64]bool{}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if seen[results[i].Event] {
+			t.Fatalf("publish %d got event %d, which another has", i, results[i].Event)
+		}
+		seen[results[i].Event] = true
+	}
+	for _, u := range []*tidings.User{bob, carol} {
+		start := starts[u.ID]
+		got, err := db.FindStoredMessages(ctx, u.ID, &start, n+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Messages) != n {
+			t.Fatalf("%s has %d messages, want %d", u.Login, len(got.Messages), n)
+		}
+		for i, m := range got.Messages {
+			if want := fmt.Sprintf("m%02d", i); m.Text != want || m.Event != results[i].Event {
+				t.Errorf("%s's message %d: %q of event %d, want %q of event %d", u.Login, i, m.Text, m.Event, want, results[i].Event)
+			}
+		}
+		if got.Missed != 0 {
+			t.Errorf("%s missed %d messages", u.Login, got.Missed)
+		}
+	}
+}
+
 // A credential's end is told before the write that ended it returns: the
 // server empties its credential cache on that news, so the client told
 // "revoked" or "logged out" finds the credential refused on its very next

@@ -799,37 +799,26 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		sqlTx.Rollback()
 		return false, false, nil, nil
 	}
-	if len(events) > 0 {
-		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
-		if err := tx.insertEvents(events); err != nil {
-			if tidings.ErrorCode(db.translate(err)) == tidings.ECONFLICT {
-				// Another writer took ids this one counted on: the batch
-				// runs again, counting from the database.
-				sqlTx.Rollback()
-				return true, false, nil, fmt.Errorf("store events: %w", err)
-			}
-			return stop(sqlTx, fmt.Errorf("store events: %w", err))
-		}
-	}
-	if len(deliveries) > 0 {
-		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
-		commits, err = tx.numberDeliveries(deliveries)
-		if err != nil {
-			return stop(sqlTx, err)
-		}
-		for _, c := range commits {
-			notify = append(notify, c.userID)
-		}
-	}
+	tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
 	if db.dialect.notifies {
-		// Delivered by PostgreSQL at the commit, and only if it commits.
-		notifyTx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
-		n := notice{node: db.Node, wake: notify, ended: ended, scheduled: scheduled, published: published, failures: failures}
-		for _, p := range n.payloads() {
-			if _, err := notifyTx.exec(`SELECT pg_notify(?, ?)`, NotifyChannel, p); err != nil {
-				return stop(sqlTx, err)
-			}
+		// The notices are delivered by PostgreSQL at the commit, and only
+		// if it commits.
+		n := notice{node: db.Node, wake: deliveryUsers(deliveries), ended: ended, scheduled: scheduled, published: published, failures: failures}
+		commits, err = tx.storeBatchOnPostgres(events, deliveries, n.payloads())
+	} else {
+		commits, err = tx.storeBatch(events, deliveries)
+	}
+	if err != nil {
+		if tidings.ErrorCode(db.translate(err)) == tidings.ECONFLICT {
+			// Another writer took event ids this one counted on: the batch
+			// runs again, counting from the database.
+			sqlTx.Rollback()
+			return true, false, nil, err
 		}
+		return stop(sqlTx, err)
+	}
+	for _, c := range commits {
+		notify = append(notify, c.userID)
 	}
 	if err := sqlTx.Commit(); err != nil {
 		// It may have committed all the same: what the inboxes hold of

@@ -13,23 +13,24 @@ import (
 // its answer). On SQLite the writer is the database's only one: ids count
 // up from the largest given so far, read again after any batch that did not
 // commit. On PostgreSQL they come from the events' identity sequence, a
-// batch's worth in one statement, so that other nodes' ids never collide
-// with them; a batch of one inserts its event at once, as that is no more
-// statements.
+// batch's worth in one statement, at least postgresIDsAhead, so that other
+// nodes' ids never collide with them and a lone publish seldom waits for
+// the sequence. Ids taken and never used (the node stopped) are skipped,
+// as a sequence's numbers are.
 type eventIDs struct {
 	next int64   // SQLite: the next id to give; 0 until read
 	free []int64 // PostgreSQL: ids taken from the sequence and not given yet
 	want int     // PostgreSQL: how many to take when free is empty
 }
 
-// forBatch returns the id source for a try of a batch of n jobs, or nil
-// when its events are inserted one by one.
+// postgresIDsAhead is the fewest event ids a PostgreSQL writer takes from
+// the sequence at once.
+const postgresIDsAhead = 32
+
+// forBatch returns the id source for a try of a batch of n jobs.
 func (e *eventIDs) forBatch(db *DB, n int) *eventIDs {
 	if db.dialect == postgresDialect {
-		if n < 2 && len(e.free) == 0 {
-			return nil
-		}
-		e.want = n
+		e.want = max(n, postgresIDsAhead)
 	}
 	return e
 }

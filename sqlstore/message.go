@@ -43,27 +43,15 @@ func (tx *Tx) insertEvent(ev *tidings.Event, expiresAt time.Time) error {
 		details = string(b)
 	}
 	ev.CreatedAt = tx.now
-	if tx.batch.ids != nil {
-		// The id is known at once, the row goes in with the batch's others
-		// in one INSERT before the commit.
-		id, err := tx.batch.ids.take(tx)
-		if err != nil {
-			return err
-		}
-		ev.ID = id
-		tx.newEvents = append(tx.newEvents, id, ev.Process, ev.Module, itemID, itemName, itemURL, projectID, projectName,
-			actorID, actorLogin, actorName, ev.Text, details, ev.Urgent, ms(ev.CreatedAt), ms(expiresAt))
-	} else {
-		err := tx.queryRow(`INSERT INTO events (process, module, item_id, item_name, item_url, project_id, project_name,
-			actor_id, actor_login, actor_name, text, details, urgent, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			ev.Process, ev.Module, itemID, itemName, itemURL, projectID, projectName,
-			actorID, actorLogin, actorName, ev.Text, details, ev.Urgent, ms(ev.CreatedAt), ms(expiresAt),
-		).Scan(&ev.ID)
-		if err != nil {
-			return err
-		}
+	// The id is known at once, the row goes in with the batch's others in
+	// one INSERT before the commit.
+	id, err := tx.batch.ids.take(tx)
+	if err != nil {
+		return err
 	}
+	ev.ID = id
+	tx.newEvents = append(tx.newEvents, id, ev.Process, ev.Module, itemID, itemName, itemURL, projectID, projectName,
+		actorID, actorLogin, actorName, ev.Text, details, ev.Urgent, ms(ev.CreatedAt), ms(expiresAt))
 	if tx.events == nil {
 		tx.events = make(map[int64]*eventMessage)
 	}
@@ -143,6 +131,121 @@ func (tx *Tx) numberDeliveries(list []delivery) ([]committed, error) {
 	}
 	return out, nil
 }
+
+// storeBatch stores the events and numbers and stores the messages of a
+// batch's jobs that succeeded, last thing before the commit.
+func (tx *Tx) storeBatch(events []any, list []delivery) ([]committed, error) {
+	if len(events) > 0 {
+		if err := tx.insertEvents(events); err != nil {
+			return nil, fmt.Errorf("store events: %w", err)
+		}
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return tx.numberDeliveries(list)
+}
+
+// deliveryUsers returns the users a batch stores messages for, each once.
+func deliveryUsers(list []delivery) []int64 {
+	var ids []int64
+	for _, d := range list {
+		ids = append(ids, d.userID)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// storeBatchOnPostgres is storeBatch and the pg_notify of the batch's
+// notices in one statement: each of its parts is a round trip to the
+// server of its own otherwise, and the writer waits for each in turn.
+// PostgreSQL runs the parts of a WITH together: the events go in, the
+// recipients' head rows are locked in ascending user id (the locked CTE,
+// wholly run before the UPDATE that needs its array) and raised, and the
+// messages take their numbers from the raised heads. A user who no longer
+// exists has no head row, and gets no messages. The notices name every
+// user the batch had messages for; a node woken for a user who got none
+// reads nothing new.
+func (tx *Tx) storeBatchOnPostgres(events []any, list []delivery, notices []string) ([]committed, error) {
+	slices.SortStableFunc(list, func(a, b delivery) int { return cmp.Compare(a.userID, b.userID) })
+	var users, counts []int64
+	msgUsers, backs, eventIDs := make([]int64, len(list)), make([]int64, len(list)), make([]int64, len(list))
+	froms, untils, texts := make([]int64, len(list)), make([]int64, len(list)), make([]*string, len(list))
+	for i := 0; i < len(list); {
+		userID, n := list[i].userID, 1
+		for i+n < len(list) && list[i+n].userID == userID {
+			n++
+		}
+		users, counts = append(users, userID), append(counts, int64(n))
+		for k := range n {
+			d := list[i+k]
+			msgUsers[i+k], backs[i+k], eventIDs[i+k] = userID, int64(n-1-k), d.eventID
+			froms[i+k], untils[i+k] = ms(d.validFrom), ms(d.validUntil)
+			if d.text != "" {
+				texts[i+k] = &d.text
+			}
+		}
+		i += n
+	}
+	var query string
+	var args []any
+	if rows := len(events) / eventColumns; rows > 0 && rows <= maxInsertRows {
+		query = "WITH ev AS (" + valuesQuery(insertEventsHead+" OVERRIDING SYSTEM VALUE", eventColumns, rows) + "),\n"
+		args = append(args, events...)
+	} else {
+		if err := tx.insertEvents(events); err != nil { // more than one INSERT's worth
+			return nil, fmt.Errorf("store events: %w", err)
+		}
+		query = "WITH "
+	}
+	args = append(args, users, users, counts, msgUsers, backs, eventIDs, froms, untils, texts, NotifyChannel, notices)
+	rows, err := tx.query(query+storeBatchPostgresTail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store the batch: %w", err)
+	}
+	defer rows.Close()
+	heads := make(map[int64]int64, len(users))
+	for rows.Next() {
+		var userID, head sql.NullInt64
+		if err := rows.Scan(&userID, &head); err != nil {
+			return nil, err
+		}
+		if userID.Valid {
+			heads[userID.Int64] = head.Int64
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store the batch: %w", err)
+	}
+	var out []committed
+	for i, j := 0, 0; j < len(users); j++ {
+		n := int(counts[j])
+		if head, ok := heads[users[j]]; ok {
+			out = append(out, committed{userID: users[j], head: head, list: list[i : i+n]})
+		}
+		i += n
+	}
+	return out, nil
+}
+
+// storeBatchPostgresTail is storeBatchOnPostgres's statement after the
+// events' INSERT. Its one row, or a row per user given messages, comes
+// from the notices' CTE, which is run whether or not anyone got messages.
+const storeBatchPostgresTail = `locked AS MATERIALIZED (
+	SELECT user_id FROM inboxes WHERE user_id = ANY (?::bigint[]) ORDER BY user_id FOR UPDATE),
+raised AS (
+	UPDATE inboxes SET head = inboxes.head + c.n
+	FROM unnest(?::bigint[], ?::bigint[]) AS c (user_id, n)
+	WHERE inboxes.user_id = c.user_id AND inboxes.user_id = ANY ((SELECT array_agg(user_id) FROM locked)::bigint[])
+	RETURNING inboxes.user_id, inboxes.head),
+stored AS (
+	INSERT INTO messages (user_id, seq, event_id, valid_from, valid_until, text)
+	SELECT d.user_id, raised.head - d.back, d.event_id, d.valid_from, d.valid_until, d.text
+	FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[])
+		AS d (user_id, back, event_id, valid_from, valid_until, text)
+	JOIN raised ON raised.user_id = d.user_id),
+notified AS (SELECT pg_notify(?, p) FROM unnest(?::text[]) AS p)
+SELECT raised.user_id, raised.head FROM (SELECT count(*) FROM notified) AS n LEFT JOIN raised ON true`
 
 // The multi-row INSERTs of a batch, up to their VALUES, and how many values
 // a row of each takes.
