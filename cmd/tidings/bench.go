@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -300,72 +301,105 @@ func (b *bench) publishTo(ctx context.Context, login, text string) error {
 	return nil
 }
 
-// samplePublisher publishes the latency samples. Over plain HTTP it writes
-// each prepared request (publishRequest) on a kept-alive connection of its
-// own and reads the answer, as the throughput scenario does: net/http's
-// client hands each request and answer between goroutines of its own, which
-// on these shared cores added about 0.1 ms to every sample, whichever
-// server answered. Over HTTPS it publishes through the client.
-func (b *bench) samplePublisher(ctx context.Context) (*samplePublisher, error) {
-	p := &samplePublisher{b: b}
-	if u, err := url.Parse(b.url); err == nil && u.Scheme == "http" {
-		p.host = u.Host
-		if err := p.dial(ctx); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
-}
-
-type samplePublisher struct {
-	b    *bench
-	host string   // "": through the client
-	conn net.Conn // nil after the server closed it: dialled again
+// sampleConn is a kept-alive connection of the load generator's own, on
+// which a latency measurement writes prepared requests and reads their
+// answers itself, as the throughput scenario publishes: net/http's client
+// hands each request and answer between goroutines of its own, which on
+// these shared cores added about 0.1 ms to every sample and most of the
+// tail, whichever server answered. A measurement has two: the subscriber's,
+// whose poll is written before the sample is published and read after the
+// publish's answer, and the publisher's.
+type sampleConn struct {
+	addr string
+	tls  *tls.Config // over HTTPS
+	conn net.Conn    // nil after the server closed it: dialled again
 	br   *bufio.Reader
 }
 
-func (p *samplePublisher) dial(ctx context.Context) error {
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", p.host)
+// sampleConn dials a connection to the server for latency samples. Over
+// HTTPS it trusts what the bench's client trusts.
+func (b *bench) sampleConn(ctx context.Context) (*sampleConn, error) {
+	u, err := url.Parse(b.url)
+	if err != nil {
+		return nil, err
+	}
+	c := &sampleConn{addr: u.Host}
+	port := "80"
+	if u.Scheme == "https" {
+		port, c.tls = "443", &tls.Config{}
+		if t, ok := b.client.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
+			c.tls = t.TLSClientConfig.Clone()
+		}
+		c.tls.ServerName = u.Hostname()
+	}
+	if u.Port() == "" {
+		c.addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	return c, c.dial(ctx)
+}
+
+func (c *sampleConn) dial(ctx context.Context) error {
+	var conn net.Conn
+	var err error
+	if c.tls != nil {
+		conn, err = (&tls.Dialer{Config: c.tls}).DialContext(ctx, "tcp", c.addr)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", c.addr)
+	}
 	if err != nil {
 		return err
 	}
-	p.conn, p.br = conn, bufio.NewReader(conn)
+	c.conn, c.br = conn, bufio.NewReader(conn)
 	return nil
 }
 
-func (p *samplePublisher) publish(ctx context.Context, login, text string) error {
-	if p.host == "" {
-		return p.b.publishTo(ctx, login, text)
-	}
-	if p.conn == nil {
-		if err := p.dial(ctx); err != nil {
+// send writes a request, dialling again if the server closed the
+// connection after its last answer.
+func (c *sampleConn) send(ctx context.Context, req []byte) error {
+	if c.conn == nil {
+		if err := c.dial(ctx); err != nil {
 			return err
 		}
 	}
-	p.conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := p.conn.Write(p.b.publishRequest(p.host, login, text)); err != nil {
-		return err
-	}
-	resp, err := http.ReadResponse(p.br, nil)
+	c.conn.SetDeadline(time.Now().Add(90 * time.Second))
+	_, err := c.conn.Write(req)
+	return err
+}
+
+// receive reads the answer to the request sent last, with its body.
+func (c *sampleConn) receive() (*http.Response, []byte, error) {
+	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	io.Copy(io.Discard, resp.Body)
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.Close { // the server ends the connection after this answer
-		p.close()
-		p.conn = nil
+		c.close()
+		c.conn = nil
+	}
+	return resp, body, err
+}
+
+func (c *sampleConn) close() {
+	if c.conn != nil {
+		c.conn.Close()
+	}
+}
+
+// publishSample publishes a latency sample on c and reads the answer.
+func (b *bench) publishSample(ctx context.Context, c *sampleConn, login, text string) error {
+	if err := c.send(ctx, b.publishRequest(c.addr, login, text)); err != nil {
+		return err
+	}
+	resp, _, err := c.receive()
+	if err != nil {
+		return err
 	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("publish: %s", resp.Status)
 	}
 	return nil
-}
-
-func (p *samplePublisher) close() {
-	if p.conn != nil {
-		p.conn.Close()
-	}
 }
 
 // hold opens n connections of the idle user on a transport and keeps them
@@ -435,28 +469,38 @@ func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Du
 		return 0, 0, 0, err
 	}
 	cursor := start.Cursor
-	pub, err := b.samplePublisher(ctx)
+	pub, err := b.sampleConn(ctx)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer pub.close()
+	sub, err := b.sampleConn(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer sub.close()
 	var d []time.Duration
 	for i := range latencyWarmup + samples {
-		answered := make(chan pollAnswer, 1)
-		go func() {
-			p, _ := b.poll(ctx, "target", "timeout=60&since="+cursor)
-			answered <- p
-		}()
-		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
-		sent := time.Now()
-		if err := pub.publish(ctx, "target", fmt.Sprintf("sample %d", i)); err != nil {
+		poll := fmt.Appendf(nil, "GET /api/v1/poll?timeout=60&since=%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n",
+			url.QueryEscape(cursor), sub.addr, b.tokens["target"])
+		if err := sub.send(ctx, poll); err != nil {
 			return 0, 0, 0, err
 		}
-		p := <-answered
-		d = append(d, time.Since(sent))
-		if p.Cursor != "" {
-			cursor = p.Cursor
+		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
+		sent := time.Now()
+		if err := b.publishSample(ctx, pub, "target", fmt.Sprintf("sample %d", i)); err != nil {
+			return 0, 0, 0, err
 		}
+		resp, body, err := sub.receive()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		d = append(d, time.Since(sent))
+		var p pollAnswer
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &p) != nil || len(p.Messages) == 0 {
+			return 0, 0, 0, fmt.Errorf("poll: %s, %.200s", resp.Status, body)
+		}
+		cursor = p.Cursor
 	}
 	p50, p99, max = latencyFigures(d)
 	return p50, p99, max, nil

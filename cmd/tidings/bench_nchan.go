@@ -139,47 +139,43 @@ func (b *bench) nchanHold(ctx context.Context, transport string) bool {
 // channel, as latency does for Tidings: each poll asks for the message
 // after the last one it was given.
 func (b *bench) nchanLatency(ctx context.Context, samples int) (p50, p99, max time.Duration, err error) {
-	type answer struct {
-		cursor nchanCursor
-		err    error
-	}
 	// The poll after the start marker is answered by the first sample, even
 	// if it reaches nginx after the sample does.
 	cursor, err := b.nchanPublishAt(ctx, "target", "start")
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	pub, err := b.samplePublisher(ctx)
+	pub, err := b.sampleConn(ctx)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer pub.close()
+	sub, err := b.sampleConn(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer sub.close()
 	var d []time.Duration
 	for i := range latencyWarmup + samples {
-		answered := make(chan answer, 1)
-		go func() {
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			resp, err := b.nchanSubscribe(ctx, "sub", "target", cursor)
-			if err != nil {
-				answered <- answer{err: err}
-				return
-			}
-			_, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			answered <- answer{nchanCursor{resp.Header.Get("Last-Modified"), resp.Header.Get("Etag")}, err}
-		}()
-		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
-		sent := time.Now()
-		if err := pub.publish(ctx, "target", fmt.Sprintf("sample %d", i)); err != nil {
+		poll := fmt.Appendf(nil, "GET /sub/target HTTP/1.1\r\nHost: %s\r\nIf-Modified-Since: %s\r\nIf-None-Match: %s\r\n\r\n",
+			sub.addr, cursor.lastModified, cursor.etag)
+		if err := sub.send(ctx, poll); err != nil {
 			return 0, 0, 0, err
 		}
-		a := <-answered
-		if a.err != nil {
-			return 0, 0, 0, a.err
+		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
+		sent := time.Now()
+		if err := b.publishSample(ctx, pub, "target", fmt.Sprintf("sample %d", i)); err != nil {
+			return 0, 0, 0, err
+		}
+		resp, body, err := sub.receive()
+		if err != nil {
+			return 0, 0, 0, err
 		}
 		d = append(d, time.Since(sent))
-		cursor = a.cursor
+		if resp.StatusCode != http.StatusOK {
+			return 0, 0, 0, fmt.Errorf("nchan subscribe to /sub/target: %s, %.200s", resp.Status, body)
+		}
+		cursor = nchanCursor{resp.Header.Get("Last-Modified"), resp.Header.Get("Etag")}
 	}
 	p50, p99, max = latencyFigures(d)
 	return p50, p99, max, nil

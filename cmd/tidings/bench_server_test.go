@@ -143,35 +143,38 @@ func TestBenchAgainstRunningTidings(t *testing.T) {
 	}
 }
 
-// The latency samples go out on a connection of their own; when the server
-// ends it after an answer, the next sample dials again.
-func TestSamplePublisherDialsAgainAfterClose(t *testing.T) {
-	var publishes atomic.Int64
-	conns := map[string]bool{}
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		mu.Lock()
-		conns[r.RemoteAddr] = true
-		mu.Unlock()
-		if publishes.Add(1)%2 == 0 {
-			w.Header().Set("Connection", "close")
+// The latency samples go out on a connection of their own, over HTTP or
+// HTTPS; when the server ends it after an answer, the next sample dials
+// again.
+func TestSampleConnDialsAgainAfterClose(t *testing.T) {
+	for _, start := range []func(http.Handler) *httptest.Server{httptest.NewServer, httptest.NewTLSServer} {
+		var publishes atomic.Int64
+		conns := map[string]bool{}
+		var mu sync.Mutex
+		srv := start(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			mu.Lock()
+			conns[r.RemoteAddr] = true
+			mu.Unlock()
+			if publishes.Add(1)%2 == 0 {
+				w.Header().Set("Connection", "close")
+			}
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		b := &bench{url: srv.URL, cfg: benchConfig{target: "tidings"}, publishToken: "t", client: srv.Client()}
+		c, err := b.sampleConn(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer srv.Close()
-	b := &bench{url: srv.URL, cfg: benchConfig{target: "tidings"}, publishToken: "t"}
-	p, err := b.samplePublisher(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	for i := range 6 {
-		if err := p.publish(context.Background(), "target", fmt.Sprintf("sample %d", i)); err != nil {
-			t.Fatalf("sample %d: %v", i, err)
+		for i := range 6 {
+			if err := b.publishSample(context.Background(), c, "target", fmt.Sprintf("sample %d", i)); err != nil {
+				t.Fatalf("%s, sample %d: %v", srv.URL, i, err)
+			}
 		}
-	}
-	if publishes.Load() != 6 || len(conns) != 3 {
-		t.Errorf("%d publishes on %d connections, want 6 on 3", publishes.Load(), len(conns))
+		if publishes.Load() != 6 || len(conns) != 3 {
+			t.Errorf("%s: %d publishes on %d connections, want 6 on 3", srv.URL, publishes.Load(), len(conns))
+		}
+		c.close()
+		srv.Close()
 	}
 }
