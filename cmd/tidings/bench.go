@@ -469,6 +469,24 @@ func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Du
 		return 0, 0, 0, err
 	}
 	cursor := start.Cursor
+	return b.sampleLatency(ctx, samples, func(host string) []byte {
+		return fmt.Appendf(nil, "GET /api/v1/poll?timeout=60&since=%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n",
+			url.QueryEscape(cursor), host, b.tokens["target"])
+	}, func(resp *http.Response, body []byte) error {
+		var p pollAnswer
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &p) != nil || len(p.Messages) == 0 {
+			return fmt.Errorf("poll: %s, %.200s", resp.Status, body)
+		}
+		cursor = p.Cursor
+		return nil
+	})
+}
+
+// sampleLatency times publish→delivered for the target's long poll, for
+// Tidings and Nchan alike: for each sample it writes the poll that poll
+// makes (the request after the last answer), publishes the sample, then
+// reads the poll's answer and gives it to answered, untimed.
+func (b *bench) sampleLatency(ctx context.Context, samples int, poll func(host string) []byte, answered func(*http.Response, []byte) error) (p50, p99, max time.Duration, err error) {
 	pub, err := b.sampleConn(ctx)
 	if err != nil {
 		return 0, 0, 0, err
@@ -481,9 +499,7 @@ func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Du
 	defer sub.close()
 	var d []time.Duration
 	for i := range latencyWarmup + samples {
-		poll := fmt.Appendf(nil, "GET /api/v1/poll?timeout=60&since=%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n",
-			url.QueryEscape(cursor), sub.addr, b.tokens["target"])
-		if err := sub.send(ctx, poll); err != nil {
+		if err := sub.send(ctx, poll(sub.addr)); err != nil {
 			return 0, 0, 0, err
 		}
 		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
@@ -496,11 +512,9 @@ func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Du
 			return 0, 0, 0, err
 		}
 		d = append(d, time.Since(sent))
-		var p pollAnswer
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &p) != nil || len(p.Messages) == 0 {
-			return 0, 0, 0, fmt.Errorf("poll: %s, %.200s", resp.Status, body)
+		if err := answered(resp, body); err != nil {
+			return 0, 0, 0, err
 		}
-		cursor = p.Cursor
 	}
 	p50, p99, max = latencyFigures(d)
 	return p50, p99, max, nil

@@ -145,38 +145,14 @@ func (b *bench) nchanLatency(ctx context.Context, samples int) (p50, p99, max ti
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	pub, err := b.sampleConn(ctx)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer pub.close()
-	sub, err := b.sampleConn(ctx)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer sub.close()
-	var d []time.Duration
-	for i := range latencyWarmup + samples {
-		poll := fmt.Appendf(nil, "GET /sub/target HTTP/1.1\r\nHost: %s\r\nIf-Modified-Since: %s\r\nIf-None-Match: %s\r\n\r\n",
-			sub.addr, cursor.lastModified, cursor.etag)
-		if err := sub.send(ctx, poll); err != nil {
-			return 0, 0, 0, err
-		}
-		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
-		sent := time.Now()
-		if err := b.publishSample(ctx, pub, "target", fmt.Sprintf("sample %d", i)); err != nil {
-			return 0, 0, 0, err
-		}
-		resp, body, err := sub.receive()
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		d = append(d, time.Since(sent))
+	return b.sampleLatency(ctx, samples, func(host string) []byte {
+		return fmt.Appendf(nil, "GET /sub/target HTTP/1.1\r\nHost: %s\r\nIf-Modified-Since: %s\r\nIf-None-Match: %s\r\n\r\n",
+			host, cursor.lastModified, cursor.etag)
+	}, func(resp *http.Response, body []byte) error {
 		if resp.StatusCode != http.StatusOK {
-			return 0, 0, 0, fmt.Errorf("nchan subscribe to /sub/target: %s, %.200s", resp.Status, body)
+			return fmt.Errorf("nchan subscribe to /sub/target: %s, %.200s", resp.Status, body)
 		}
 		cursor = nchanCursor{resp.Header.Get("Last-Modified"), resp.Header.Get("Etag")}
-	}
-	p50, p99, max = latencyFigures(d)
-	return p50, p99, max, nil
+		return nil
+	})
 }
