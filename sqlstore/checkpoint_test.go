@@ -63,3 +63,41 @@ func TestCheckpointsFollowTheWrites(t *testing.T) {
 		t.Fatalf("an idle store ran %d checkpoints", more)
 	}
 }
+
+// A checkpoint lets the writer's next commit start the log over, which
+// waits for the disk: the checkpointer copies the log when it has grown to
+// CheckpointPages, counted from what the commits wrote, not on every few
+// commits. With the clock out of the way (a commit may wait an hour), a
+// short run of publishes gets no checkpoint, and a long one gets one
+// before it ends.
+func TestCheckpointsWaitForTheLogToGrow(t *testing.T) {
+	sqliteOnly(t)
+	path := filepath.Join(t.TempDir(), "tidings.db")
+	db := mustOpen(t, path)
+	db.SetCheckpointLatest(time.Hour)
+	alice := MustCreateUser(t, db, "alice", true)
+	MustCreateUser(t, db, "bob", false)
+	publish := func(i int) {
+		t.Helper()
+		if _, err := db.PublishMessage(as(alice), &tidings.Publication{Recipients: []string{"bob"}, Text: fmt.Sprintf("m%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each publish writes a few pages; 20 write far fewer than the mark.
+	for i := range 20 {
+		publish(i)
+	}
+	time.Sleep(3 * sqlstore.CheckpointMinGap)
+	if runs := db.CheckpointRuns(); runs != 0 {
+		t.Fatalf("%d checkpoints after 20 publishes; the log is far below %d pages", runs, sqlstore.CheckpointPages)
+	}
+	// Every publish writes at least one page: this many take the log past
+	// the mark however few each writes.
+	for i := range sqlstore.CheckpointPages {
+		publish(20 + i)
+		if db.CheckpointRuns() > 0 {
+			return
+		}
+	}
+	waitFor(t, "a checkpoint of a log past the mark", func() bool { return db.CheckpointRuns() > 0 })
+}

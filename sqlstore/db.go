@@ -218,7 +218,7 @@ func (db *DB) Open() error {
 		if err != nil {
 			return fail(err)
 		}
-		db.checkpoints = newCheckpointer(conn, db.Logger)
+		db.checkpoints = newCheckpointer(conn, db.Path, db.Logger)
 	}
 	db.jobs = make(chan *job, maxWriteBatch)
 	db.done = make(chan struct{})
@@ -839,7 +839,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	}
 	db.metrics().BatchCommitted(ran, time.Since(began))
 	if db.checkpoints != nil {
-		db.checkpoints.committed()
+		db.checkpoints.committed(db.wconn.pagesWritten())
 	}
 	// The inboxes learn of the commit before anyone is woken to read it.
 	if swept {

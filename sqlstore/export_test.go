@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/tidings/tidings"
 )
@@ -123,3 +124,14 @@ func (db *DB) CheckpointRuns() int64 {
 	}
 	return db.checkpoints.runs.Load()
 }
+
+// SetCheckpointLatest changes how long the checkpointer lets a commit wait
+// for its checkpoint. Call it before the store's first write: the
+// checkpointer reads it after a commit.
+func (db *DB) SetCheckpointLatest(d time.Duration) { db.checkpoints.latest = d }
+
+// CheckpointPages is the log's length at which the checkpointer copies it.
+const CheckpointPages = checkpointPages
+
+// CheckpointMinGap is the shortest time between two checkpoints.
+const CheckpointMinGap = checkpointMinGap

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+
+	"modernc.org/sqlite"
 )
 
 // txConn is what a batch's transaction runs its statements on: database/sql's
@@ -55,6 +57,19 @@ func openWriterConn(ctx context.Context, db *sql.DB) (*writerConn, error) {
 // prepare prepares a statement on the connection, for the writer's cache.
 func (w *writerConn) prepare(query string) (*sql.Stmt, error) {
 	return w.conn.PrepareContext(context.Background(), query)
+}
+
+// pagesWritten is how many pages the connection's commits wrote to the log
+// since it was last asked: SQLite's own count of them.
+func (w *writerConn) pagesWritten() int64 {
+	var n int
+	w.conn.Raw(func(dc any) error {
+		if s, ok := dc.(sqlite.DBStatus); ok {
+			n, _, _ = s.Status(sqlite.DBStatusCacheWrite, true)
+		}
+		return nil
+	})
+	return int64(n)
 }
 
 func (w *writerConn) close() error {
