@@ -489,7 +489,13 @@ type batchStmts struct {
 	recipients map[recipientKey]recipient
 }
 
-func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
+func (tx *Tx) stmt(query string, write bool) (*sql.Stmt, error) {
+	lazy, _ := tx.tx.(*pgLazyTx)
+	if lazy != nil && (write || !lazy.outside(query)) {
+		if err := lazy.begin(); err != nil {
+			return nil, err
+		}
+	}
 	if s, ok := tx.db.wstmts.lookup(query); ok {
 		return tx.tx.StmtContext(tx.ctx, s), nil
 	}
@@ -500,7 +506,13 @@ func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
 	if s, ok := tx.batch.local[query]; ok {
 		return s, nil
 	}
-	s, err := tx.tx.(*sql.Tx).PrepareContext(tx.ctx, tx.db.dialect.rebind(query))
+	var s *sql.Stmt
+	var err error
+	if lazy != nil {
+		s, err = lazy.prepare(tx.ctx, tx.db.dialect.rebind(query))
+	} else {
+		s, err = tx.tx.(*sql.Tx).PrepareContext(tx.ctx, tx.db.dialect.rebind(query))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("prepare %q: %w", query, err)
 	}
@@ -514,7 +526,7 @@ func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
 
 // exec runs a statement of the transaction, prepared once per process.
 func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
-	s, err := tx.stmt(query)
+	s, err := tx.stmt(query, true)
 	if err != nil {
 		return nil, err
 	}
@@ -522,7 +534,7 @@ func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
 }
 
 func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
-	s, err := tx.stmt(query)
+	s, err := tx.stmt(query, false)
 	if err != nil {
 		return nil, err
 	}
@@ -530,7 +542,7 @@ func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
 }
 
 func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
-	s, err := tx.stmt(query)
+	s, err := tx.stmt(query, false)
 	if err != nil {
 		return tx.tx.QueryRowContext(tx.ctx, tx.db.dialect.rebind(query), args...) // reports the prepare error on Scan
 	}
@@ -732,7 +744,10 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		return errors.Is(err, errRetry), false, nil, err
 	}
 	forgets := db.inboxes.forgets.Load()
-	sqlTx, err := db.beginWrite(ctx)
+	// A batch of publishes alone, on PostgreSQL, begins its transaction
+	// only if it writes before its last statement.
+	lazy := db.dialect.notifies && (len(batch) == 1 || !guarded) && !slices.ContainsFunc(batch, func(j *job) bool { return !j.shares })
+	sqlTx, err := db.beginWrite(ctx, lazy)
 	if err != nil {
 		return false, false, nil, db.translate(fmt.Errorf("begin: %w", err))
 	}
@@ -760,6 +775,9 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 			}
 		}
 		j.err = runJob(j.fn, tx)
+		if lazy, ok := sqlTx.(*pgLazyTx); ok && lazy.err != nil {
+			return stop(sqlTx, fmt.Errorf("begin: %w", lazy.err)) // as if BEGIN had come first
+		}
 		if !j.shares {
 			stmts.recipients = nil
 		}
@@ -804,7 +822,25 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		// The notices are delivered by PostgreSQL at the commit, and only
 		// if it commits.
 		n := notice{node: db.Node, wake: deliveryUsers(deliveries), ended: ended, scheduled: scheduled, published: published, failures: failures}
+		lazy, _ := sqlTx.(*pgLazyTx)
+		if lazy != nil {
+			lazy.last = true
+		}
 		commits, err = tx.storeBatchOnPostgres(events, deliveries, n.payloads())
+		if lazy.inDoubt(err) {
+			// The statement was the batch's commit, and its answer was
+			// lost: as after a COMMIT whose answer was lost, what the
+			// inboxes hold of these users is in doubt, and the writers are
+			// told the error.
+			db.inboxes.drop(n.wake...)
+			err = db.translate(fmt.Errorf("store the batch: %w", err))
+			for _, j := range batch {
+				if j.err == nil {
+					j.err = err
+				}
+			}
+			return false, false, nil, nil
+		}
 	} else {
 		commits, err = tx.storeBatch(events, deliveries)
 	}
@@ -874,10 +910,14 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 }
 
 // beginWrite begins a batch's transaction: on SQLite on the writer's own
-// connection, on PostgreSQL through database/sql.
-func (db *DB) beginWrite(ctx context.Context) (txConn, error) {
+// connection, on PostgreSQL through database/sql, at its first write if
+// lazy.
+func (db *DB) beginWrite(ctx context.Context, lazy bool) (txConn, error) {
 	if db.wconn != nil {
 		return db.wconn.beginTx(ctx)
+	}
+	if lazy {
+		return &pgLazyTx{db: db.writer, ctx: ctx}, nil
 	}
 	return db.writer.BeginTx(ctx, nil)
 }

@@ -2,6 +2,8 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +119,42 @@ func TestCursorFromAnotherDatabaseIsRefused(t *testing.T) {
 	}
 	if _, err := db2.FindMessages(context.Background(), u1.ID, &c, 0); code(err) != tidings.ECURSOR {
 		t.Fatalf("err = %v, want invalid_cursor", err)
+	}
+}
+
+// On PostgreSQL a publish that only reads before its batch's last
+// statement needs no transaction of its own: the statement commits by
+// itself. A lone publish to one person is then two statements, the
+// recipient's lookup and the batch (BEGIN and COMMIT were two more), and
+// its messages arrive as ever: each once, in order.
+func TestALonePublishOnPostgresIsTwoStatements(t *testing.T) {
+	postgresOnly(t)
+	db := MustOpenDB(t)
+	alice := MustCreateUser(t, db, "alice", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	publish := func(text string) {
+		t.Helper()
+		if _, err := db.PublishMessage(as(alice), &tidings.Publication{Recipients: []string{"bob"}, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("m0") // takes event ids from the sequence ahead, in a transaction
+	for i := 1; i <= 3; i++ {
+		before := db.Statements()
+		publish(fmt.Sprintf("m%d", i))
+		if sent := db.Statements() - before; sent != 2 {
+			t.Errorf("publish %d sent %d statements, want 2", i, sent)
+		}
+	}
+	batch, err := db.FindMessages(context.Background(), bob.ID, &tidings.Cursor{Epoch: db.Epoch(), UserID: bob.ID}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range batch.Messages {
+		texts = append(texts, m.Text)
+	}
+	if got := strings.Join(texts, ","); got != "m0,m1,m2,m3" {
+		t.Fatalf("bob has %q, want m0,m1,m2,m3", got)
 	}
 }
