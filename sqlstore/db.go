@@ -24,6 +24,7 @@ import (
 	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -98,6 +99,8 @@ type DB struct {
 	epoch   uint64
 
 	maxVersion int // tests: migrate no further than this schema (0: all)
+	// tests: how PostgreSQL connections are dialed (nil: pgx's own)
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	wstmts stmtCache
 	rstmts stmtCache
@@ -174,7 +177,7 @@ func (db *DB) Open() error {
 	}
 	db.dialect = dialectOf(db.Path)
 	var err error
-	if db.writer, db.reader, err = db.dialect.open(db.Path, &db.sent, db.SyncFull); err != nil {
+	if db.writer, db.reader, err = db.dialect.open(db.Path, &db.sent, db.SyncFull, db.dial); err != nil {
 		return err
 	}
 	db.writer.SetMaxOpenConns(1)

@@ -38,7 +38,7 @@ type dialect struct {
 	// open returns the writer's pool (one connection) and the readers';
 	// statements sent to the database are counted in sent, where the
 	// driver can tell.
-	open func(source string, sent *atomic.Int64, syncFull bool) (writer, reader *sql.DB, err error)
+	open func(source string, sent *atomic.Int64, syncFull bool, dial pgconn.DialFunc) (writer, reader *sql.DB, err error)
 
 	// lockMigrations, if set, runs first in every migration transaction,
 	// so that nodes starting at once migrate one after the other.
@@ -120,7 +120,7 @@ func sqliteDSN(path string, syncFull bool) string {
 	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")"
 }
 
-func openSQLite(path string, _ *atomic.Int64, syncFull bool) (writer, reader *sql.DB, err error) {
+func openSQLite(path string, _ *atomic.Int64, syncFull bool, _ pgconn.DialFunc) (writer, reader *sql.DB, err error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, nil, fmt.Errorf("create database directory: %w", err)
@@ -138,13 +138,16 @@ func openSQLite(path string, _ *atomic.Int64, syncFull bool) (writer, reader *sq
 	return writer, reader, nil
 }
 
-func openPostgres(source string, sent *atomic.Int64, _ bool) (writer, reader *sql.DB, err error) {
+func openPostgres(source string, sent *atomic.Int64, _ bool, dial pgconn.DialFunc) (writer, reader *sql.DB, err error) {
 	cfg, err := pgx.ParseConfig(source)
 	if err != nil {
 		// pgx's message may quote the URL, password and all.
 		return nil, nil, fmt.Errorf("the database URL %s does not parse", Redact(source))
 	}
 	cfg.Tracer = statementCounter{sent}
+	if dial != nil {
+		cfg.DialFunc = dial
+	}
 	rcfg := cfg.Copy()
 	// The readers' counterpart of SQLite's query_only: a read that tried
 	// to write would fail rather than write outside the writer.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -135,3 +136,8 @@ const CheckpointPages = checkpointPages
 
 // CheckpointMinGap is the shortest time between two checkpoints.
 const CheckpointMinGap = checkpointMinGap
+
+// WithDial makes the store dial its PostgreSQL connections with dial.
+func WithDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(*DB) {
+	return func(db *DB) { db.dial = dial }
+}

@@ -1,9 +1,14 @@
 package sqlstore_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,4 +162,135 @@ func TestALonePublishOnPostgresIsTwoStatements(t *testing.T) {
 	if got := strings.Join(texts, ","); got != "m0,m1,m2,m3" {
 		t.Fatalf("bob has %q, want m0,m1,m2,m3", got)
 	}
+}
+
+// A batch of publishes whose last statement ran by itself, and whose
+// answer was lost with the connection, may have committed: the publisher
+// is told the error, and this node's inboxes in memory forget the users,
+// so that a reader here sees exactly what the database holds — the
+// message, if it committed — and the next publish goes on from there,
+// nothing repeated.
+func TestAPublishWhoseAnswerIsLostIsInDoubt(t *testing.T) {
+	postgresOnly(t)
+	cut := &answerCutter{}
+	db := MustOpenDB(t, sqlstore.WithDial(cut.dial))
+	listenFor(t, db) // as serve does: the node keeps its commits in memory
+	alice := MustCreateUser(t, db, "alice", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	send := func(text string) error {
+		_, err := db.PublishMessage(as(alice), &tidings.Publication{Recipients: []string{"bob"}, Text: text})
+		return err
+	}
+	// The first publish prepares the writer's statements after it is
+	// answered; the second, once it is answered, finds them all prepared.
+	for _, text := range []string{"m1", "m2"} {
+		if err := send(text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() []string {
+		t.Helper()
+		batch, err := db.FindMessages(context.Background(), bob.ID, &tidings.Cursor{Epoch: db.Epoch(), UserID: bob.ID}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var texts []string
+		for _, m := range batch.Messages {
+			texts = append(texts, m.Text)
+		}
+		return texts
+	}
+	memory := db.InboxReads()
+	if got := strings.Join(read(), ","); got != "m1,m2" {
+		t.Fatalf("bob has %q, want m1,m2", got)
+	}
+	if db.InboxReads() == memory {
+		t.Fatal("bob's messages were not read from memory: the test would show nothing")
+	}
+
+	// A lone publish is two round trips: the lookup, then the batch, whose
+	// answer is cut off.
+	cut.arm(2)
+	if err := send("m3"); err == nil {
+		t.Fatal("the publish whose answer was lost succeeded")
+	}
+	raw, _, err := sqlstore.OpenRaw(db.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var stored int
+	if err := raw.QueryRow(`SELECT COUNT(*) FROM messages WHERE user_id = $1`, bob.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]string{2: "m1,m2", 3: "m1,m2,m3"}[stored]
+	if want == "" {
+		t.Fatalf("the database holds %d messages for bob, want 2 or 3", stored)
+	}
+	t.Logf("the lost batch committed: %v", stored == 3)
+	if got := strings.Join(read(), ","); got != want {
+		t.Fatalf("after the lost answer bob reads %q here, the database holds %q", got, want)
+	}
+	if err := send("m4"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(read(), ","); got != want+",m4" {
+		t.Fatalf("bob reads %q, want %q", got, want+",m4")
+	}
+}
+
+// answerCutter dials PostgreSQL connections that, once armed, let a number
+// of requests through and then lose the answer to the last of them: it
+// reaches PostgreSQL, which runs it, and the connection breaks before its
+// answer is read.
+type answerCutter struct {
+	mu   sync.Mutex
+	left int // requests still to let through; 0: not armed
+}
+
+func (c *answerCutter) arm(requests int) {
+	c.mu.Lock()
+	c.left = requests
+	c.mu.Unlock()
+}
+
+func (c *answerCutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &cutConn{Conn: conn, c: c}, nil
+}
+
+type cutConn struct {
+	net.Conn
+	c    *answerCutter
+	deaf atomic.Bool
+}
+
+// sync is the protocol's Sync message, which ends each request pgx sends.
+var syncMessage = []byte{'S', 0, 0, 0, 4}
+
+func (cc *cutConn) Write(p []byte) (int, error) {
+	n, err := cc.Conn.Write(p)
+	if bytes.HasSuffix(p, syncMessage) {
+		cc.c.mu.Lock()
+		if cc.c.left > 0 {
+			cc.c.left--
+			if cc.c.left == 0 {
+				cc.deaf.Store(true)
+			}
+		}
+		cc.c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (cc *cutConn) Read(p []byte) (int, error) {
+	if cc.deaf.Load() {
+		time.Sleep(100 * time.Millisecond) // PostgreSQL runs the request meanwhile
+		cc.Conn.Close()
+		return 0, io.ErrUnexpectedEOF
+	}
+	return cc.Conn.Read(p)
 }
