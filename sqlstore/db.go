@@ -832,17 +832,8 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		commits, err = tx.storeBatchOnPostgres(events, deliveries, n.payloads())
 		if lazy.inDoubt(err) {
 			// The statement was the batch's commit, and its answer was
-			// lost: as after a COMMIT whose answer was lost, what the
-			// inboxes hold of these users is in doubt, and the writers are
-			// told the error.
-			db.inboxes.drop(n.wake...)
-			err = db.translate(fmt.Errorf("store the batch: %w", err))
-			for _, j := range batch {
-				if j.err == nil {
-					j.err = err
-				}
-			}
-			return false, false, nil, nil
+			// lost, as a COMMIT's can be.
+			return false, false, db.inDoubt(batch, n.wake, db.translate(fmt.Errorf("store the batch: %w", err))), nil
 		}
 	} else {
 		commits, err = tx.storeBatch(events, deliveries)
@@ -860,21 +851,16 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		notify = append(notify, c.userID)
 	}
 	if err := sqlTx.Commit(); err != nil {
-		// It may have committed all the same: what the inboxes hold of
-		// these users is in doubt.
-		for _, c := range commits {
-			db.inboxes.drop(c.userID)
-		}
 		err = db.translate(fmt.Errorf("commit: %w", err))
 		if errors.Is(err, errRetry) {
+			// The database refused the commit: nothing of it holds.
+			for _, c := range commits {
+				db.inboxes.drop(c.userID)
+			}
 			return true, false, nil, err
 		}
-		for _, j := range batch {
-			if j.err == nil {
-				j.err = err
-			}
-		}
-		return false, false, nil, nil
+		// It may have committed all the same.
+		return false, false, db.inDoubt(batch, notify, err), nil
 	}
 	db.metrics().BatchCommitted(ran, time.Since(began))
 	if db.checkpoints != nil {
@@ -910,6 +896,26 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		}
 	}
 	return false, false, wake, nil
+}
+
+// inDoubt answers a batch's writes with err after a commit that may or may
+// not have happened (its answer was lost). What the inboxes in memory hold
+// of the users it stored messages for is in doubt: they are dropped, and
+// the users woken, so that their waiting clients read from the database
+// whatever did commit. It returns the wake-up, for after the answers.
+func (db *DB) inDoubt(batch []*job, users []int64, err error) (wake func()) {
+	db.inboxes.drop(users...)
+	db.eventIDs.forget()
+	for _, j := range batch {
+		if j.err == nil {
+			j.err = err
+		}
+	}
+	return func() {
+		if len(users) > 0 && db.Notifier != nil {
+			db.Notifier.Notify(users...)
+		}
+	}
 }
 
 // beginWrite begins a batch's transaction: on SQLite on the writer's own

@@ -168,12 +168,14 @@ func TestALonePublishOnPostgresIsTwoStatements(t *testing.T) {
 // answer was lost with the connection, may have committed: the publisher
 // is told the error, and this node's inboxes in memory forget the users,
 // so that a reader here sees exactly what the database holds — the
-// message, if it committed — and the next publish goes on from there,
-// nothing repeated.
+// message, if it committed — is woken to read it, and the next publish
+// goes on from there, nothing repeated.
 func TestAPublishWhoseAnswerIsLostIsInDoubt(t *testing.T) {
 	postgresOnly(t)
 	cut := &answerCutter{}
-	db := MustOpenDB(t, sqlstore.WithDial(cut.dial))
+	rec := &wakeRecorder{from: map[int64]tidings.Cursor{}, woken: map[int64][]string{}}
+	db := MustOpenDB(t, sqlstore.WithDial(cut.dial), func(db *sqlstore.DB) { db.Notifier = rec })
+	rec.db = db
 	listenFor(t, db) // as serve does: the node keeps its commits in memory
 	alice := MustCreateUser(t, db, "alice", true)
 	bob := MustCreateUser(t, db, "bob", false)
@@ -208,6 +210,11 @@ func TestAPublishWhoseAnswerIsLostIsInDoubt(t *testing.T) {
 		t.Fatal("bob's messages were not read from memory: the test would show nothing")
 	}
 
+	rec.watch(t, bob)
+	rec.mu.Lock()
+	delete(rec.woken, bob.ID)
+	rec.mu.Unlock()
+
 	// A lone publish is two round trips: the lookup, then the batch, whose
 	// answer is cut off.
 	cut.arm(2)
@@ -228,6 +235,14 @@ func TestAPublishWhoseAnswerIsLostIsInDoubt(t *testing.T) {
 		t.Fatalf("the database holds %d messages for bob, want 2 or 3", stored)
 	}
 	t.Logf("the lost batch committed: %v", stored == 3)
+	if stored == 3 {
+		// Its NOTIFY reached the other nodes; this one skips its own, and
+		// wakes bob's clients itself.
+		waitFor(t, "bob to be woken", func() bool { _, ok := rec.wokenFor(bob.ID); return ok })
+		if got, _ := rec.wokenFor(bob.ID); strings.Join(got, ",") != "m3" {
+			t.Fatalf("woken, bob read %q, want m3", got)
+		}
+	}
 	if got := strings.Join(read(), ","); got != want {
 		t.Fatalf("after the lost answer bob reads %q here, the database holds %q", got, want)
 	}
