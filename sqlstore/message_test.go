@@ -33,6 +33,17 @@ func texts(b *tidings.MessageBatch) []string {
 	return out
 }
 
+// everything is the texts of all of u's messages, in order, as u reads
+// them from the start.
+func everything(tb testing.TB, db *sqlstore.DB, u *tidings.User) string {
+	tb.Helper()
+	b, err := db.FindMessages(context.Background(), u.ID, &tidings.Cursor{Epoch: db.Epoch(), UserID: u.ID}, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return strings.Join(texts(b), ",")
+}
+
 func TestPublishAndFind(t *testing.T) {
 	db := MustOpenDB(t)
 	alice := MustCreateUser(t, db, "alice", false)
@@ -151,15 +162,7 @@ func TestALonePublishOnPostgresIsTwoStatements(t *testing.T) {
 			t.Errorf("publish %d sent %d statements, want 2", i, sent)
 		}
 	}
-	batch, err := db.FindMessages(context.Background(), bob.ID, &tidings.Cursor{Epoch: db.Epoch(), UserID: bob.ID}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var texts []string
-	for _, m := range batch.Messages {
-		texts = append(texts, m.Text)
-	}
-	if got := strings.Join(texts, ","); got != "m0,m1,m2,m3" {
+	if got := everything(t, db, bob); got != "m0,m1,m2,m3" {
 		t.Fatalf("bob has %q, want m0,m1,m2,m3", got)
 	}
 }
@@ -190,20 +193,8 @@ func TestAPublishWhoseAnswerIsLostIsInDoubt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	read := func() []string {
-		t.Helper()
-		batch, err := db.FindMessages(context.Background(), bob.ID, &tidings.Cursor{Epoch: db.Epoch(), UserID: bob.ID}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var texts []string
-		for _, m := range batch.Messages {
-			texts = append(texts, m.Text)
-		}
-		return texts
-	}
 	memory := db.InboxReads()
-	if got := strings.Join(read(), ","); got != "m1,m2" {
+	if got := everything(t, db, bob); got != "m1,m2" {
 		t.Fatalf("bob has %q, want m1,m2", got)
 	}
 	if db.InboxReads() == memory {
@@ -243,13 +234,13 @@ func TestAPublishWhoseAnswerIsLostIsInDoubt(t *testing.T) {
 			t.Fatalf("woken, bob read %q, want m3", got)
 		}
 	}
-	if got := strings.Join(read(), ","); got != want {
+	if got := everything(t, db, bob); got != want {
 		t.Fatalf("after the lost answer bob reads %q here, the database holds %q", got, want)
 	}
 	if err := send("m4"); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(read(), ","); got != want+",m4" {
+	if got := everything(t, db, bob); got != want+",m4" {
 		t.Fatalf("bob reads %q, want %q", got, want+",m4")
 	}
 }
