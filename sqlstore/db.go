@@ -24,7 +24,6 @@ import (
 	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -35,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tidings/tidings"
 )
 
@@ -98,9 +98,8 @@ type DB struct {
 	wconn   *writerConn // SQLite: the writer's connection, out of writer's pool
 	epoch   uint64
 
-	maxVersion int // tests: migrate no further than this schema (0: all)
-	// tests: how PostgreSQL connections are dialed (nil: pgx's own)
-	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	maxVersion int             // tests: migrate no further than this schema (0: all)
+	dial       pgconn.DialFunc // tests: how PostgreSQL connections are dialed (nil: pgx's own)
 
 	wstmts stmtCache
 	rstmts stmtCache
@@ -754,6 +753,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	if err != nil {
 		return false, false, nil, db.translate(fmt.Errorf("begin: %w", err))
 	}
+	lazyTx, _ := sqlTx.(*pgLazyTx)
 	now := db.Now().UTC().Truncate(time.Millisecond)
 	single := len(batch) == 1
 	var notify, ended, published []int64
@@ -778,8 +778,8 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 			}
 		}
 		j.err = runJob(j.fn, tx)
-		if lazy, ok := sqlTx.(*pgLazyTx); ok && lazy.err != nil {
-			return stop(sqlTx, fmt.Errorf("begin: %w", lazy.err)) // as if BEGIN had come first
+		if lazyTx != nil && lazyTx.err != nil {
+			return stop(sqlTx, fmt.Errorf("begin: %w", lazyTx.err)) // as if BEGIN had come first
 		}
 		if !j.shares {
 			stmts.recipients = nil
@@ -825,12 +825,11 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		// The notices are delivered by PostgreSQL at the commit, and only
 		// if it commits.
 		n := notice{node: db.Node, wake: deliveryUsers(deliveries), ended: ended, scheduled: scheduled, published: published, failures: failures}
-		lazy, _ := sqlTx.(*pgLazyTx)
-		if lazy != nil {
-			lazy.last = true
+		if lazyTx != nil {
+			lazyTx.last = true
 		}
 		commits, err = tx.storeBatchOnPostgres(events, deliveries, n.payloads())
-		if lazy.inDoubt(err) {
+		if lazyTx.inDoubt(err) {
 			// The statement was the batch's commit, and its answer was
 			// lost, as a COMMIT's can be.
 			return false, false, db.inDoubt(batch, n.wake, db.translate(fmt.Errorf("store the batch: %w", err))), nil
@@ -853,7 +852,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	if err := sqlTx.Commit(); err != nil {
 		err = db.translate(fmt.Errorf("commit: %w", err))
 		if errors.Is(err, errRetry) {
-			// The database refused the commit: nothing of it holds.
+			// The database refused the commit: the batch runs again.
 			for _, c := range commits {
 				db.inboxes.drop(c.userID)
 			}
