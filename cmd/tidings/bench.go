@@ -38,13 +38,14 @@ import (
 // bench/compare.sh puts both side by side with one load generator.
 
 type benchConfig struct {
-	sizes     []int
-	transport []string
-	samples   int
-	duration  time.Duration
-	fanout    int
-	scenarios map[string]bool // held, publish, fanout
-	tsv       bool            // print key<TAB>value lines for bench/compare.sh
+	sizes      []int
+	publishers []int
+	transport  []string
+	samples    int
+	duration   time.Duration
+	fanout     int
+	scenarios  map[string]bool // held, publish, fanout
+	tsv        bool            // print key<TAB>value lines for bench/compare.sh
 
 	// target is what the scenarios run against: "tidings" or "nchan" (an
 	// nginx with Nchan, as bench/compare.sh configures it).
@@ -64,6 +65,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs := flagSet("tidings bench", m.Stderr)
 	sizes := fs.String("sizes", "1000,5000,9000", "held connections to measure at, comma-separated")
 	transports := fs.String("transports", "poll,sse,ws", "transports of the held connections")
+	publishers := fs.String("publishers", "1,16,64", "concurrent publishers of the publish scenario, comma-separated")
 	fs.IntVar(&c.samples, "samples", 300, "publishes per latency measurement, after a few unmeasured ones")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "how long each throughput run lasts")
 	fs.IntVar(&c.fanout, "fanout", 2000, "subscribers of the fan-out scenario")
@@ -79,12 +81,12 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("bench takes no arguments, got %q", fs.Arg(0))
 	}
-	for _, s := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 15000 {
-			return usagef("--sizes: %q is not a number of connections from 1 to 15000", s)
-		}
-		c.sizes = append(c.sizes, n)
+	var err error
+	if c.sizes, err = benchCounts("--sizes", *sizes, "connections"); err != nil {
+		return err
+	}
+	if c.publishers, err = benchCounts("--publishers", *publishers, "publishers"); err != nil {
+		return err
 	}
 	for _, t := range strings.Split(*transports, ",") {
 		if t = strings.TrimSpace(t); t != "poll" && t != "sse" && t != "ws" {
@@ -110,6 +112,20 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 		b.password = password
 	}
 	return b.run(ctx)
+}
+
+// benchCounts parses a flag's comma-separated list of counts from 1 to
+// 15,000 (what one process can hold open here) of what.
+func benchCounts(flag, list, what string) ([]int, error) {
+	var counts []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 15000 {
+			return nil, usagef("%s: %q is not a number of %s from 1 to 15000", flag, s, what)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
 }
 
 type bench struct {
@@ -792,7 +808,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	if b.cfg.scenarios["publish"] {
 		err := fresh(func() error {
-			for _, n := range []int{1, 16, 64} {
+			for _, n := range b.cfg.publishers {
 				rate, err := b.throughput(ctx, n)
 				if err != nil {
 					return err

@@ -104,6 +104,15 @@ func TestBenchAgainstAnEmptyServer(t *testing.T) {
 	if publishes.Load() == 0 || others.Load() != 0 {
 		t.Errorf("the server saw %d publishes and %d other requests", publishes.Load(), others.Load())
 	}
+
+	// --publishers picks the numbers of publishers.
+	code, stdout, stderr = run(t, nil, "", "bench", "--target", "empty", "--server", srv.URL, "--scenarios", "publish", "--format", "tsv", "--duration", "200ms", "--publishers", "3")
+	if code != 0 {
+		t.Fatalf("bench --publishers 3 exited %d: %s", code, stderr)
+	}
+	if lines := strings.Split(strings.TrimSpace(stdout), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "publish.3.rate\t") {
+		t.Errorf("bench --publishers 3 printed:\n%s", stdout)
+	}
 }
 
 // Against a running Tidings, the bench makes its users as the admin, runs

@@ -10,6 +10,7 @@ func TestBenchUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--sizes", "many"},
 		{"bench", "--sizes", "0"},
+		{"bench", "--publishers", "16,none"},
 		{"bench", "--transports", "carrier-pigeon"},
 		{"bench", "--samples", "1"},
 		{"bench", "extra"},
