@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	mrand "math/rand/v2"
 	"path/filepath"
 	"runtime"
@@ -109,6 +110,9 @@ type DB struct {
 	eventIDs    eventIDs      // the writer's, see eventIDs
 	inboxReads  atomic.Int64  // FindMessages answered from inboxes
 	guarded     atomic.Bool   // the last batch had a failing write: use savepoints
+	// recipients are, on SQLite, the writer's lookups of recipients kept
+	// from batch to batch (see keptRecipients). Only the writer uses them.
+	recipients map[recipientKey]recipient
 
 	mu     sync.RWMutex // guards closed against sends on jobs
 	closed bool
@@ -487,8 +491,28 @@ type batchStmts struct {
 	missing []string
 	ids     *eventIDs // nil: each event is inserted at once
 	// recipients are the lookups of recipientByLogin, shared by the
-	// sharing jobs that run one after another in a try.
+	// sharing jobs that run one after another in a try, and on SQLite
+	// kept for the next batch once this one commits.
 	recipients map[recipientKey]recipient
+}
+
+// maxKeptRecipients bounds the lookups of recipients the writer keeps.
+const maxKeptRecipients = 10000
+
+// keptRecipients returns what a committed batch's lookups of recipients
+// leave for the next batch. On SQLite the writer makes every change to
+// users, their settings and their muted projects, each in a job that does
+// not share (it forgets the lookups as it runs): until one commits, the
+// lookups hold, and a lone publish, the common case, reads no recipient
+// at all. A login found unknown is not kept: another process, tidings
+// user add, may make that user. On PostgreSQL other nodes change users
+// too, and nothing is kept.
+func (db *DB) keptRecipients(looked map[recipientKey]recipient) map[recipientKey]recipient {
+	if db.dialect == postgresDialect || len(looked) > maxKeptRecipients {
+		return nil
+	}
+	maps.DeleteFunc(looked, func(_ recipientKey, r recipient) bool { return !r.known })
+	return looked
 }
 
 func (tx *Tx) stmt(query string, write bool) (*sql.Stmt, error) {
@@ -736,7 +760,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	began := time.Now()
 	stmts.local = nil // a try's statements end with its transaction
 	stmts.ids = db.eventIDs.forBatch(db, len(batch))
-	stmts.recipients = nil
+	stmts.recipients, db.recipients = db.recipients, nil // kept again only if this try commits
 	for _, j := range batch {
 		j.err, j.stored = nil, false
 	}
@@ -862,6 +886,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		return false, false, db.inDoubt(batch, notify, err), nil
 	}
 	db.metrics().BatchCommitted(ran, time.Since(began))
+	db.recipients = db.keptRecipients(stmts.recipients)
 	if db.checkpoints != nil {
 		db.checkpoints.committed(db.wconn.pagesWritten())
 	}

@@ -300,3 +300,87 @@ func (cc *cutConn) Read(p []byte) (int, error) {
 	}
 	return cc.Conn.Read(p)
 }
+
+// A publish follows its recipients' changes at once, though the writer
+// keeps its lookups of them from one publish to the next: their settings,
+// a project they mute, a user made after a publish found the login unknown,
+// a user deleted.
+func TestPublishesFollowTheirRecipientsChanges(t *testing.T) {
+	db := MustOpenDB(t)
+	admin := MustCreateUser(t, db, "admin", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	project := MustCreateProject(t, db, admin, "Office move", bob)
+	stored := func(pub tidings.Publication) int {
+		t.Helper()
+		return publish(t, db, admin, pub).Recipients
+	}
+	toBob := tidings.Publication{Recipients: []string{"bob"}, Text: "hello"}
+	aboutProject := tidings.Publication{Recipients: []string{"bob"}, ProjectID: project.ID, Text: "about the move"}
+	if n, m := stored(toBob), stored(aboutProject); n != 1 || m != 1 {
+		t.Fatalf("before any change: stored for %d and %d recipients, want 1 and 1", n, m)
+	}
+	set := func(upd tidings.SettingsUpdate) {
+		t.Helper()
+		if _, err := db.UpdateSettings(as(bob), upd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	off, on := false, true
+	set(tidings.SettingsUpdate{Messages: &off})
+	if n := stored(toBob); n != 0 {
+		t.Errorf("bob turned messages off, a publish stored %d", n)
+	}
+	set(tidings.SettingsUpdate{Messages: &on})
+	if n := stored(toBob); n != 1 {
+		t.Errorf("bob turned messages on again, a publish stored %d", n)
+	}
+	set(tidings.SettingsUpdate{MutedProjects: &[]int64{project.ID}})
+	if n, m := stored(aboutProject), stored(toBob); n != 0 || m != 1 {
+		t.Errorf("bob muted the project: stored %d about it and %d not, want 0 and 1", n, m)
+	}
+
+	unknown := func(login string) {
+		t.Helper()
+		_, err := db.PublishMessage(as(admin), &tidings.Publication{Recipients: []string{login}, Text: "anyone there?"})
+		if tidings.ErrorCode(err) != tidings.EINVALID {
+			t.Fatalf("publish to %s: %v, want an unknown recipient", login, err)
+		}
+	}
+	unknown("carol")
+	MustCreateUser(t, db, "carol", false)
+	if n := stored(tidings.Publication{Recipients: []string{"carol"}, Text: "welcome"}); n != 1 {
+		t.Errorf("carol was made after a publish to her failed, the next stored %d", n)
+	}
+	if err := db.DeleteUser(tidings.NewSystemContext(context.Background()), "carol"); err != nil {
+		t.Fatal(err)
+	}
+	unknown("carol")
+	if got := everything(t, db, bob); got != "admin Name added you to Office move,hello,about the move,hello,hello" {
+		t.Errorf("bob has %q", got)
+	}
+}
+
+// A user that another process makes (tidings user add, while the server
+// runs) can be sent messages at once, even after publishes to the login
+// failed in batches with others that committed.
+func TestAUserMadeByAnotherProcessIsFoundAtOnce(t *testing.T) {
+	source := freshSource(t)
+	db := mustOpen(t, source)
+	admin := MustCreateUser(t, db, "admin", true)
+	MustCreateUser(t, db, "bob", false)
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			for range 5 {
+				to := []string{"bob", "carol"}[i%2] // carol does not exist yet
+				db.PublishMessage(as(admin), &tidings.Publication{Recipients: []string{to}, Text: "hello"})
+			}
+		})
+	}
+	wg.Wait()
+	carol := MustCreateUser(t, mustOpen(t, source), "carol", false)
+	publish(t, db, admin, tidings.Publication{Recipients: []string{"carol"}, Text: "welcome"})
+	if got := everything(t, db, carol); got != "welcome" {
+		t.Errorf("carol has %q", got)
+	}
+}
