@@ -114,10 +114,13 @@ type DB struct {
 	// from batch to batch (see keptRecipients). Only the writer uses them.
 	recipients map[recipientKey]recipient
 
-	mu     sync.RWMutex // guards closed against sends on jobs
-	closed bool
-	jobs   chan *job
-	done   chan struct{}
+	// The writes waiting for a batch, and who runs it (see submit).
+	wmu     sync.Mutex
+	stepped *sync.Cond // on wmu: a leader stepped down; nil until Open
+	closed  bool
+	queue   []*job
+	leading bool   // a caller runs a batch; queue is empty if not
+	batch   []*job // the leader's batch, reused
 
 	scheduled chan struct{} // wakes the scheduler when something was scheduled
 }
@@ -226,9 +229,9 @@ func (db *DB) Open() error {
 		}
 		db.checkpoints = newCheckpointer(conn, db.Path, db.Logger)
 	}
-	db.jobs = make(chan *job, maxWriteBatch)
-	db.done = make(chan struct{})
-	go db.writeLoop()
+	db.wmu.Lock()
+	db.stepped = sync.NewCond(&db.wmu)
+	db.wmu.Unlock()
 	return nil
 }
 
@@ -237,18 +240,15 @@ func (db *DB) Close() error {
 	if db.writer == nil {
 		return nil
 	}
-	db.mu.Lock()
+	db.wmu.Lock()
 	already := db.closed
 	db.closed = true
-	if !already && db.jobs != nil {
-		close(db.jobs)
+	for db.leading {
+		db.stepped.Wait() // the writes accepted run first
 	}
-	db.mu.Unlock()
+	db.wmu.Unlock()
 	if already {
 		return nil
-	}
-	if db.done != nil {
-		<-db.done
 	}
 	db.wstmts.close()
 	db.rstmts.close()
@@ -611,13 +611,14 @@ type job struct {
 	// jobs (see recipientByLogin).
 	shares bool
 	err    error
-	stored bool // its committed run stored messages
-	done   chan struct{}
+	stored bool          // its committed run stored messages
+	done   chan struct{} // closed once it ran, or once its caller leads (see submit)
+	leads  bool          // its caller runs the next batch, with this write in it
 }
 
 // write runs fn in the writer's transaction and returns after the commit.
-// fn must not block on anything but the database: it runs on the single
-// writer, together with other callers' writes. fn may run more than once,
+// fn must not block on anything but the database: it runs in the one
+// batch being written, together with other callers' writes. fn may run more than once,
 // when the database asks for a batch to be run again: it must leave
 // nothing but the database behind that a second run would not redo.
 func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
@@ -630,58 +631,91 @@ func (db *DB) writeSharing(ctx context.Context, fn func(*Tx) error) error {
 	return db.submit(&job{ctx: ctx, fn: fn, shares: true, done: make(chan struct{})})
 }
 
+// submit runs a write in the next batch and returns once it ran. There is
+// no writer goroutine: the caller whose write finds nobody writing runs
+// the batch itself (it leads), and when the batch is done, it hands the
+// lead to the first write that queued meanwhile, whose caller it wakes
+// with its turn instead of an answer. A lone write is run by its own
+// caller, with no goroutine woken and no switch to another and back; under
+// load a caller is woken once, as before: to lead, or with its answer.
+// Each caller leads one batch at most, so none waits long for its own
+// answer.
 func (db *DB) submit(j *job) error {
 	submitted := time.Now()
-	db.mu.RLock()
-	if db.closed || db.jobs == nil {
-		db.mu.RUnlock()
+	db.wmu.Lock()
+	if db.closed || db.stepped == nil {
+		db.wmu.Unlock()
 		return tidings.Errorf(tidings.EUNAVAILABLE, "The server is shutting down.")
 	}
-	db.jobs <- j
-	db.mu.RUnlock()
-	<-j.done // once accepted, a write runs to its end: a caller never guesses
+	db.queue = append(db.queue, j)
+	lead := !db.leading
+	db.leading = true
+	db.wmu.Unlock()
+	if !lead {
+		<-j.done // once accepted, a write runs to its end: a caller never guesses
+		lead = j.leads
+	}
+	if lead {
+		db.lead(j)
+	}
 	if j.err == nil && j.stored {
 		db.metrics().PublishCommitted(time.Since(submitted))
 	}
 	return j.err
 }
 
-// gatherYields is how often the writer lets the goroutines that are ready
-// to run go first before it starts a batch: requests that were read
-// together submit their writes, and share the commit. With nothing else to
-// run, a yield returns at once.
+// gatherYields is how often a leader lets the goroutines that are ready to
+// run go first before it takes its batch: requests that were read together
+// submit their writes, and share the commit. With nothing else to run, a
+// yield returns at once.
 const gatherYields = 2
 
-func (db *DB) writeLoop() {
-	defer close(db.done)
-	batch := make([]*job, 0, maxWriteBatch)
-	for first := range db.jobs {
-		batch = append(batch[:0], first)
-	gather:
-		for yielded := 0; len(batch) < maxWriteBatch; {
-			select {
-			case j, ok := <-db.jobs:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, j)
-			default:
-				if yielded < gatherYields {
-					yielded++
-					runtime.Gosched()
-					continue
-				}
-				break gather
-			}
+// lead runs the next batch, the first write of which is own, then hands
+// the lead on or steps down.
+func (db *DB) lead(own *job) {
+	defer func() {
+		if r := recover(); r != nil {
+			// The batch broke off with the lead taken: every write would
+			// wait for ever. As a writer goroutine's panic would, this one
+			// ends the process.
+			go panic(r)
+			select {}
 		}
-		var stmts batchStmts
-		db.runBatch(batch, &stmts)
-		clear(batch)
-		for _, q := range stmts.missing { // the connection is free again
-			if _, err := db.wstmts.get(q); err != nil {
-				db.Logger.Warn("prepare statement", "err", err)
-			}
+	}()
+	for range gatherYields {
+		runtime.Gosched()
+	}
+	db.wmu.Lock()
+	n := min(len(db.queue), maxWriteBatch)
+	db.batch = append(db.batch[:0], db.queue[:n]...)
+	rest := copy(db.queue, db.queue[n:])
+	clear(db.queue[rest:])
+	db.queue = db.queue[:rest]
+	db.wmu.Unlock()
+	var stmts batchStmts
+	woke := db.runBatch(db.batch, own, &stmts)
+	clear(db.batch)
+	for _, q := range stmts.missing { // the connection is free again
+		if _, err := db.wstmts.get(q); err != nil {
+			db.Logger.Warn("prepare statement", "err", err)
 		}
+	}
+	db.wmu.Lock()
+	if len(db.queue) == 0 {
+		db.leading = false
+		db.stepped.Broadcast()
+		db.wmu.Unlock()
+	} else {
+		next := db.queue[0]
+		db.wmu.Unlock()
+		next.leads = true
+		close(next.done)
+	}
+	if woke {
+		// The deliveries the batch woke run before this caller answers:
+		// a message reaches its reader without waiting for the answer to
+		// its publisher, nor for another thread.
+		runtime.Gosched()
 	}
 }
 
@@ -690,11 +724,12 @@ func (db *DB) writeLoop() {
 const maxBatchTries = 8
 
 // runBatch commits the jobs of one batch in one transaction, each in a
-// savepoint, then wakes the users they stored messages for and answers them.
+// savepoint, then answers them (all but own, whose caller runs the batch)
+// and wakes the users they stored messages for, reporting whether it did.
 // When the database reports a serialization failure or a deadlock (another
 // node's transaction took the same rows in another order), the whole batch
 // is rolled back and run again: every job sees the database as it is then.
-func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
+func (db *DB) runBatch(batch []*job, own *job, stmts *batchStmts) (woke bool) {
 	var err error
 	var wake func()
 	// Without savepoints first, unless the last batch had a failing write:
@@ -738,15 +773,18 @@ func (db *DB) runBatch(batch []*job, stmts *batchStmts) {
 		if j.err == nil {
 			j.err = err
 		}
-		close(j.done)
+		if j != own { // its caller runs this
+			close(j.done)
+		}
 	}
 	// The waiters are woken last (their credentials' ends were told before
 	// the answers): the goroutine a woken delivery starts on is then the
-	// next to run here, ahead of the publishers' answers, and the message
-	// reaches its reader without waiting for another thread.
+	// next to run here once the leader yields, ahead of the publishers'
+	// answers.
 	if wake != nil {
 		wake()
 	}
+	return wake != nil
 }
 
 // tryBatch runs the jobs of a batch in one transaction and commits it. It

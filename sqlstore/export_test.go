@@ -36,7 +36,11 @@ func (db *DB) HoldWriter() (release func()) {
 }
 
 // QueuedWrites returns how many writes wait for the writer.
-func (db *DB) QueuedWrites() int { return len(db.jobs) }
+func (db *DB) QueuedWrites() int {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	return len(db.queue)
+}
 
 // ErrWriteFailed is the error of FailingPublish.
 var ErrWriteFailed = errors.New("the write failed after it stored its message")
