@@ -100,7 +100,7 @@ go build -o "$tmp/tidings" ./cmd/tidings
 bench=("$tmp/tidings" bench --format tsv --samples "$samples" --duration "$duration" --fanout "$fanout")
 
 echo "== Tidings: every scenario, each on a server of its own" >&2
-"${bench[@]}" --sizes "$sizes" >"$tmp/tidings.tsv"
+"${bench[@]}" --sizes "$sizes" --scenarios held,answer,publish,fanout >"$tmp/tidings.tsv"
 
 nchan() {
 	start_nginx
@@ -113,20 +113,20 @@ for t in "${transports[@]}"; do
 		nchan --scenarios held --transports "$t" --sizes "$n"
 	done
 done
-echo "== Nchan: publishes/s" >&2
-nchan --scenarios publish
+echo "== Nchan: publish→answered, publishes/s" >&2
+nchan --scenarios answer,publish
 echo "== Nchan: fan-out" >&2
 nchan --scenarios fanout
 
 # The ceiling of a Go server here: bench/empty answers each publish at once,
 # without any work, so its rate is what net/http itself and the load
 # generator leave of these cores.
-echo "== an empty Go HTTP server: publishes/s" >&2
+echo "== an empty Go HTTP server: publish→answered, publishes/s" >&2
 go build -o "$tmp/empty" ./bench/empty
 "$tmp/empty" --addr 127.0.0.1:0 >"$tmp/empty.url" &
 empty_pid=$!
 for _ in $(seq 50); do [ -s "$tmp/empty.url" ] && break; sleep 0.1; done
-"${bench[@]}" --target empty --server "$(cat "$tmp/empty.url")" --scenarios publish >"$tmp/empty.tsv"
+"${bench[@]}" --target empty --server "$(cat "$tmp/empty.url")" --scenarios answer,publish >"$tmp/empty.tsv"
 kill "$empty_pid" 2>/dev/null || true
 wait "$empty_pid" 2>/dev/null || true
 
@@ -164,6 +164,7 @@ for t in "${transports[@]}"; do
 		echo "| publish → delivered p50 / p99 / max (1 long-poll subscriber, $samples publishes in a row), $(num "$n") ${what[$t]}s held | $(cells tid "held.$t.$n") | $(cells nch "held.$t.$n") |"
 	done
 done
+echo "| publish → answered p50 / p99 / max (a publish every 2 ms, as the latency samples' publishes) | $(cells tid answer) | $(cells nch answer) |"
 for p in 1 16 64; do
 	r_t=${tid[publish.$p.rate]:-} r_n=${nch[publish.$p.rate]:-}
 	echo "| publishes/s, $p concurrent keep-alive publisher$([ "$p" = 1 ] || echo s) | ${r_t:+$(num "$r_t") (durable)} | ${r_n:+$(num "$r_n") (in memory)} |"
@@ -172,4 +173,4 @@ f_t=${tid[fanout.$fanout.rate]:-} f_n=${nch[fanout.$fanout.rate]:-}
 echo "| fan-out to $(num "$fanout") SSE subscribers: deliveries/s, p99 | ${f_t:+$(num "$f_t")/s, p99 ${tid[fanout.$fanout.p99]} ms} | ${f_n:+$(num "$f_n")/s, p99 ${nch[fanout.$fanout.p99]} ms} |"
 echo "| database queries per idle poll per minute | not measured by the bench | 0 (no database) |"
 echo
-echo "For scale: \`bench/empty\`, a Go \`net/http\` server that answers each publish at once and does nothing else, answered the same load generator $(num "${emp[publish.1.rate]:-0}") / $(num "${emp[publish.16.rate]:-0}") / $(num "${emp[publish.64.rate]:-0}") publishes/s at 1 / 16 / 64 publishers."
+echo "For scale: \`bench/empty\`, a Go \`net/http\` server that answers each publish at once and does nothing else, answered the same load generator $(num "${emp[publish.1.rate]:-0}") / $(num "${emp[publish.16.rate]:-0}") / $(num "${emp[publish.64.rate]:-0}") publishes/s at 1 / 16 / 64 publishers, and a publish every 2 ms in p50 / p99 / max $(cells emp answer): the least a latency sample costs on this machine, a round trip that wakes an idle server and load generator."

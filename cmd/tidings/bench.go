@@ -69,7 +69,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.samples, "samples", 300, "publishes per latency measurement, after a few unmeasured ones")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "how long each throughput run lasts")
 	fs.IntVar(&c.fanout, "fanout", 2000, "subscribers of the fan-out scenario")
-	scenarios := fs.String("scenarios", "held,publish,fanout", "scenarios to run: held (memory and latency), publish (publishes/s), fanout")
+	scenarios := fs.String("scenarios", "held,publish,fanout", "scenarios to run: held (memory and latency), publish (publishes/s), fanout, answer (publish→answered, paced as the latency samples)")
 	format := fs.String("format", "table", "table, or tsv: one key<TAB>value line per figure")
 	fs.StringVar(&c.target, "target", "tidings", "what to measure: tidings, or with --server nchan or empty (bench/empty, publishes only; see bench/compare.sh)")
 	fs.StringVar(&c.server, "server", "", "URL of a running server to measure instead of starting one per scenario")
@@ -518,7 +518,7 @@ func (b *bench) sampleLatency(ctx context.Context, samples int, poll func(host s
 		if err := sub.send(ctx, poll(sub.addr)); err != nil {
 			return 0, 0, 0, err
 		}
-		time.Sleep(2 * time.Millisecond) // the poll is held by then, almost always
+		time.Sleep(samplePause) // the poll is held by then, almost always
 		sent := time.Now()
 		if err := b.publishSample(ctx, pub, "target", fmt.Sprintf("sample %d", i)); err != nil {
 			return 0, 0, 0, err
@@ -531,6 +531,35 @@ func (b *bench) sampleLatency(ctx context.Context, samples int, poll func(host s
 		if err := answered(resp, body); err != nil {
 			return 0, 0, 0, err
 		}
+	}
+	p50, p99, max = latencyFigures(d)
+	return p50, p99, max, nil
+}
+
+// samplePause is how long the load generator waits before each latency
+// sample's publish: the cores are idle when it is sent.
+const samplePause = 2 * time.Millisecond
+
+// answerLatency times publish→answered alone, with the publishes paced as
+// the latency samples are. Against bench/empty it is the least a latency
+// sample costs on the machine: waking an idle server, and the load
+// generator, for a round trip.
+func (b *bench) answerLatency(ctx context.Context, samples int) (p50, p99, max time.Duration, err error) {
+	runtime.GC()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	pub, err := b.sampleConn(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer pub.close()
+	var d []time.Duration
+	for i := range latencyWarmup + samples {
+		time.Sleep(samplePause)
+		sent := time.Now()
+		if err := b.publishSample(ctx, pub, "target", fmt.Sprintf("sample %d", i)); err != nil {
+			return 0, 0, 0, err
+		}
+		d = append(d, time.Since(sent))
 	}
 	p50, p99, max = latencyFigures(d)
 	return p50, p99, max, nil
@@ -804,6 +833,19 @@ func (b *bench) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+		}
+	}
+	if b.cfg.scenarios["answer"] {
+		err := fresh(func() error {
+			p50, p99, max, err := b.answerLatency(ctx, b.cfg.samples)
+			if err != nil {
+				return err
+			}
+			return row("publish→answered", fmt.Sprintf("one every %s", samplePause), fmt.Sprintf("p50 %s, p99 %s, max %s", millis(p50), millis(p99), millis(max)),
+				benchFigure{"answer.p50", ms(p50)}, benchFigure{"answer.p99", ms(p99)}, benchFigure{"answer.max", ms(max)})
+		})
+		if err != nil {
+			return err
 		}
 	}
 	if b.cfg.scenarios["publish"] {

@@ -31,8 +31,8 @@ func (c *benchConfig) parseScenarios(scenarios, format string) error {
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scenarios, ",") {
 		s = strings.TrimSpace(s)
-		if s != "held" && s != "publish" && s != "fanout" {
-			return usagef("--scenarios: %q is not held, publish or fanout", s)
+		if s != "held" && s != "publish" && s != "fanout" && s != "answer" {
+			return usagef("--scenarios: %q is not held, publish, fanout or answer", s)
 		}
 		c.scenarios[s] = true
 	}
@@ -61,8 +61,8 @@ func (c *benchConfig) validateTarget() error {
 	switch {
 	case c.target == "nchan" && c.server == "":
 		return usagef("--target nchan needs --server, the URL of an nginx with Nchan (bench/compare.sh starts one)")
-	case c.target == "empty" && (c.server == "" || len(c.scenarios) != 1 || !c.scenarios["publish"]):
-		return usagef("--target empty needs --server, the URL of bench/empty, and --scenarios publish: it only answers")
+	case c.target == "empty" && (c.server == "" || c.scenarios["held"] || c.scenarios["fanout"]):
+		return usagef("--target empty needs --server, the URL of bench/empty, and --scenarios publish or answer: it only answers")
 	case c.pidFile != "" && c.server == "":
 		return usagef("--pid-file goes with --server: the bench knows the pid of a server it starts")
 	case c.login != "" && (c.server == "" || c.target != "tidings"):

@@ -61,11 +61,11 @@ func TestParseNchanMessageID(t *testing.T) {
 // The figures come out as key<TAB>value lines for bench/compare.sh, one
 // scenario at a time.
 func TestBenchTSV(t *testing.T) {
-	code, stdout, stderr := run(t, nil, "", "bench", "--format", "tsv", "--scenarios", "held,publish", "--transports", "poll", "--sizes", "20", "--samples", "10", "--duration", "200ms")
+	code, stdout, stderr := run(t, nil, "", "bench", "--format", "tsv", "--scenarios", "held,publish,answer", "--transports", "poll", "--sizes", "20", "--samples", "10", "--duration", "200ms")
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, stderr)
 	}
-	for _, key := range []string{"held.poll.20.kb\t", "held.poll.20.p50\t", "held.poll.20.p99\t", "publish.1.rate\t", "publish.16.rate\t", "publish.64.rate\t"} {
+	for _, key := range []string{"held.poll.20.kb\t", "held.poll.20.p50\t", "held.poll.20.p99\t", "answer.p50\t", "answer.p99\t", "answer.max\t", "publish.1.rate\t", "publish.16.rate\t", "publish.64.rate\t"} {
 		if !strings.Contains(stdout, key) {
 			t.Errorf("no %q in:\n%s", key, stdout)
 		}
@@ -90,9 +90,12 @@ func TestBenchAgainstAnEmptyServer(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer srv.Close()
-	code, stdout, stderr := run(t, nil, "", "bench", "--target", "empty", "--server", srv.URL, "--scenarios", "publish", "--format", "tsv", "--duration", "200ms")
+	code, stdout, stderr := run(t, nil, "", "bench", "--target", "empty", "--server", srv.URL, "--scenarios", "answer,publish", "--format", "tsv", "--duration", "200ms", "--samples", "10")
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, stderr)
+	}
+	if _, p50, ok := strings.Cut(stdout, "answer.p50\t"); !ok || strings.HasPrefix(p50, "0.00\n") {
+		t.Errorf("no publish→answered p50 above 0 in:\n%s", stdout)
 	}
 	for _, n := range []string{"1", "16", "64"} {
 		key := "publish." + n + ".rate\t"
