@@ -110,8 +110,8 @@ type DB struct {
 	eventIDs    eventIDs      // the writer's, see eventIDs
 	inboxReads  atomic.Int64  // FindMessages answered from inboxes
 	guarded     atomic.Bool   // the last batch had a failing write: use savepoints
-	// recipients are, on SQLite, the writer's lookups of recipients kept
-	// from batch to batch (see keptRecipients). Only the writer uses them.
+	// recipients are, on SQLite, the lookups of recipients kept from batch
+	// to batch (see keptRecipients). Only a batch's leader uses them.
 	recipients map[recipientKey]recipient
 
 	// The writes waiting for a batch, and who runs it (see submit).
@@ -500,13 +500,13 @@ type batchStmts struct {
 const maxKeptRecipients = 10000
 
 // keptRecipients returns what a committed batch's lookups of recipients
-// leave for the next batch. On SQLite the writer makes every change to
-// users, their settings and their muted projects, each in a job that does
-// not share (it forgets the lookups as it runs): until one commits, the
-// lookups hold, and a lone publish, the common case, reads no recipient
-// at all. A login found unknown is not kept: another process, tidings
-// user add, may make that user. On PostgreSQL other nodes change users
-// too, and nothing is kept.
+// leave for the next batch. On SQLite the store's batches make every
+// change to users, their settings and their muted projects, each in a job
+// that does not share (it forgets the lookups as it runs): until one
+// commits, the lookups hold, and a lone publish, the common case, reads no
+// recipient at all. A login found unknown is not kept: another process,
+// tidings user add, may make that user. On PostgreSQL other nodes change
+// users too, and nothing is kept.
 func (db *DB) keptRecipients(looked map[recipientKey]recipient) map[recipientKey]recipient {
 	if db.dialect == postgresDialect || len(looked) > maxKeptRecipients {
 		return nil
@@ -617,9 +617,9 @@ type job struct {
 }
 
 // write runs fn in the writer's transaction and returns after the commit.
-// fn must not block on anything but the database: it runs in the one
-// batch being written, together with other callers' writes. fn may run more than once,
-// when the database asks for a batch to be run again: it must leave
+// fn must not block on anything but the database: it runs in the one batch
+// being written, together with other callers' writes. fn may run more than
+// once, when the database asks for a batch to be run again: it must leave
 // nothing but the database behind that a second run would not redo.
 func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 	return db.submit(&job{ctx: ctx, fn: fn, done: make(chan struct{})})
