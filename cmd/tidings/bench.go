@@ -501,27 +501,36 @@ func (b *bench) latency(ctx context.Context, samples int) (p50, p99, max time.Du
 // sampleLatency times publish→delivered for the target's long poll, for
 // Tidings and Nchan alike: for each sample it writes the poll that poll
 // makes (the request after the last answer), publishes the sample, then
-// reads the poll's answer and gives it to answered, untimed.
+// reads the poll's answer and gives it to answered, untimed. Without a
+// poll it times publish→answered alone.
 func (b *bench) sampleLatency(ctx context.Context, samples int, poll func(host string) []byte, answered func(*http.Response, []byte) error) (p50, p99, max time.Duration, err error) {
 	pub, err := b.sampleConn(ctx)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer pub.close()
-	sub, err := b.sampleConn(ctx)
-	if err != nil {
-		return 0, 0, 0, err
+	var sub *sampleConn
+	if poll != nil {
+		if sub, err = b.sampleConn(ctx); err != nil {
+			return 0, 0, 0, err
+		}
+		defer sub.close()
 	}
-	defer sub.close()
 	var d []time.Duration
 	for i := range latencyWarmup + samples {
-		if err := sub.send(ctx, poll(sub.addr)); err != nil {
-			return 0, 0, 0, err
+		if sub != nil {
+			if err := sub.send(ctx, poll(sub.addr)); err != nil {
+				return 0, 0, 0, err
+			}
 		}
 		time.Sleep(samplePause) // the poll is held by then, almost always
 		sent := time.Now()
 		if err := b.publishSample(ctx, pub, "target", fmt.Sprintf("sample %d", i)); err != nil {
 			return 0, 0, 0, err
+		}
+		if sub == nil {
+			d = append(d, time.Since(sent))
+			continue
 		}
 		resp, body, err := sub.receive()
 		if err != nil {
@@ -547,22 +556,7 @@ const samplePause = 2 * time.Millisecond
 func (b *bench) answerLatency(ctx context.Context, samples int) (p50, p99, max time.Duration, err error) {
 	runtime.GC()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	pub, err := b.sampleConn(ctx)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer pub.close()
-	var d []time.Duration
-	for i := range latencyWarmup + samples {
-		time.Sleep(samplePause)
-		sent := time.Now()
-		if err := b.publishSample(ctx, pub, "target", fmt.Sprintf("sample %d", i)); err != nil {
-			return 0, 0, 0, err
-		}
-		d = append(d, time.Since(sent))
-	}
-	p50, p99, max = latencyFigures(d)
-	return p50, p99, max, nil
+	return b.sampleLatency(ctx, samples, nil, nil)
 }
 
 // latencyWarmup is how many publishes each latency measurement makes before
