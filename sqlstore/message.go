@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -501,8 +500,6 @@ func invalidCursor() error {
 	return &tidings.Error{Code: tidings.ECURSOR, Field: "since", Message: "The cursor belongs to another database or user; start over without one."}
 }
 
-var modulePattern = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
-
 var processes = map[string]bool{
 	tidings.ProcessAdd: true, tidings.ProcessEdit: true, tidings.ProcessDelete: true,
 	tidings.ProcessRemind: true, tidings.ProcessLogin: true, tidings.ProcessLogout: true,
@@ -532,7 +529,7 @@ func (db *DB) validatePublication(pub *tidings.Publication, now time.Time) error
 	if pub.Module == "" {
 		pub.Module = "message"
 	}
-	if !modulePattern.MatchString(pub.Module) {
+	if !tidings.IsIdentifier(pub.Module) || pub.Module[0] < 'a' || pub.Module[0] > 'z' {
 		return tidings.Invalidf("module", "Module %q must be 1 to 64 characters of a-z, 0-9, '_', '.' and '-', starting with a letter.", pub.Module)
 	}
 	if pub.Process == "" {
