@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,4 +237,61 @@ func (r *accessRecorder) NotifyAccess(ids ...int64) {
 	r.mu.Lock()
 	r.access = append(r.access, ids...)
 	r.mu.Unlock()
+}
+
+// TestCloseRunsTheWritesItAccepted closes the store while eight publishers
+// write as fast as they can, so that Close meets a batch running and
+// writes queued behind it. Every publish ends: those answered without an
+// error are all in the database, and those that came after Close are
+// refused as unavailable, not left waiting and not half done.
+func TestCloseRunsTheWritesItAccepted(t *testing.T) {
+	source := freshSource(t)
+	db := mustOpen(t, source)
+	alice := MustCreateUser(t, db, "alice", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	raw := openRaw(t, source)
+	countBob := func() (n int64) {
+		if err := raw.QueryRow(`SELECT count(*) FROM messages WHERE user_id = ?`, bob.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := countBob()
+
+	const publishers = 8
+	var answered atomic.Int64
+	var wg sync.WaitGroup
+	refused := make(chan error, publishers)
+	for i := range publishers {
+		wg.Go(func() {
+			for k := 0; ; k++ {
+				pub := &tidings.Publication{Recipients: []string{"bob"}, Text: fmt.Sprintf("p%d-%d", i, k)}
+				if _, err := db.PublishMessage(as(alice), pub); err != nil {
+					refused <- err
+					return
+				}
+				answered.Add(1)
+			}
+		})
+	}
+	waitFor(t, "200 publishes", func() bool { return answered.Load() >= 200 })
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	go func() { wg.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("publishers still wait 10 s after Close returned")
+	}
+	close(refused)
+	for err := range refused {
+		if tidings.ErrorCode(err) != tidings.EUNAVAILABLE {
+			t.Errorf("a publish as the store closed: %v, want it refused as unavailable", err)
+		}
+	}
+	if got := countBob() - before; got != answered.Load() {
+		t.Fatalf("%d publishes were answered before Close, the database holds %d of them", answered.Load(), got)
+	}
 }
