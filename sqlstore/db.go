@@ -111,8 +111,10 @@ type DB struct {
 	inboxReads  atomic.Int64  // FindMessages answered from inboxes
 	guarded     atomic.Bool   // the last batch had a failing write: use savepoints
 	// recipients are, on SQLite, the lookups of recipients kept from batch
-	// to batch (see keptRecipients). Only a batch's leader uses them.
-	recipients map[recipientKey]recipient
+	// to batch (see keptRecipients), as of data_version recipientsVersion.
+	// Only a batch's leader uses them.
+	recipients        map[recipientKey]recipient
+	recipientsVersion int64
 
 	// The writes waiting for a batch, and who runs it (see submit).
 	wmu     sync.Mutex
@@ -494,6 +496,7 @@ type batchStmts struct {
 	// sharing jobs that run one after another in a try, and on SQLite
 	// kept for the next batch once this one commits.
 	recipients map[recipientKey]recipient
+	version    int64 // SQLite: data_version in this try
 }
 
 // maxKeptRecipients bounds the lookups of recipients the writer keeps.
@@ -504,9 +507,11 @@ const maxKeptRecipients = 10000
 // change to users, their settings and their muted projects, each in a job
 // that does not share (it forgets the lookups as it runs): until one
 // commits, the lookups hold, and a lone publish, the common case, reads no
-// recipient at all. A login found unknown is not kept: another process,
-// tidings user add, may make that user. On PostgreSQL other nodes change
-// users too, and nothing is kept.
+// recipient at all. Another process's commit (tidings user add, a second
+// server on the file) ends them too: the next batch finds SQLite's
+// data_version changed. A login found unknown is not kept, so that a
+// publish to it looks again. On PostgreSQL other nodes change users at
+// any time, and nothing is kept.
 func (db *DB) keptRecipients(looked map[recipientKey]recipient) map[recipientKey]recipient {
 	if db.dialect == postgresDialect || len(looked) > maxKeptRecipients {
 		return nil
@@ -810,6 +815,20 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	}
 	lazyTx, _ := sqlTx.(*pgLazyTx)
 	now := db.Now().UTC().Truncate(time.Millisecond)
+	if db.dialect != postgresDialect {
+		// SQLite counts the commits of other connections, another
+		// process's among them, in data_version: one since the lookups
+		// were kept may have changed a recipient. The write lock, taken at
+		// BEGIN, keeps the count still until this try ends.
+		var version int64
+		if err := (&Tx{tx: sqlTx, db: db, ctx: ctx, batch: stmts}).queryRow(`PRAGMA data_version`).Scan(&version); err != nil {
+			return stop(sqlTx, fmt.Errorf("data version: %w", err))
+		}
+		if version != db.recipientsVersion {
+			stmts.recipients = nil
+		}
+		stmts.version = version
+	}
 	single := len(batch) == 1
 	var notify, ended, published []int64
 	var failures []string
@@ -917,7 +936,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		return false, false, db.inDoubt(batch, notify, err), nil
 	}
 	db.metrics().BatchCommitted(ran, time.Since(began))
-	db.recipients = db.keptRecipients(stmts.recipients)
+	db.recipients, db.recipientsVersion = db.keptRecipients(stmts.recipients), stmts.version
 	if db.checkpoints != nil {
 		db.checkpoints.committed(db.wconn.pagesWritten())
 	}

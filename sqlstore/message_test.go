@@ -384,3 +384,33 @@ func TestAUserMadeByAnotherProcessIsFoundAtOnce(t *testing.T) {
 		t.Errorf("carol has %q", got)
 	}
 }
+
+// A recipient that another process changes (a second server on the same
+// SQLite file, say) is seen as changed by the next publish, though the
+// writer keeps its lookups of recipients from one publish to the next:
+// their settings, and their deletion.
+func TestRecipientsChangedByAnotherProcessAreSeenAtOnce(t *testing.T) {
+	source := freshSource(t)
+	db := mustOpen(t, source)
+	admin := MustCreateUser(t, db, "admin", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	toBob := tidings.Publication{Recipients: []string{"bob"}, Text: "hello"}
+	if n := publish(t, db, admin, toBob).Recipients; n != 1 {
+		t.Fatalf("before any change: stored for %d recipients, want 1", n)
+	}
+	other := mustOpen(t, source)
+	off := false
+	if _, err := other.UpdateSettings(as(bob), tidings.SettingsUpdate{Messages: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if n := publish(t, db, admin, toBob).Recipients; n != 0 {
+		t.Errorf("bob turned messages off through another process, a publish stored %d", n)
+	}
+	if err := other.DeleteUser(tidings.NewSystemContext(context.Background()), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.PublishMessage(as(admin), &toBob)
+	if tidings.ErrorCode(err) != tidings.EINVALID {
+		t.Errorf("another process deleted bob, a publish to him: %v, want an unknown recipient", err)
+	}
+}
