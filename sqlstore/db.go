@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"maps"
 	mrand "math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -92,11 +93,22 @@ type DB struct {
 	// errors.
 	Metrics Metrics
 
+	// Serving makes Open refuse a SQLite file that another serving store,
+	// in this process or another, has open. A server knows only its own
+	// commits: its inboxes in memory, the wake-ups of its clients and its
+	// event ids count on no other server writing messages to the file,
+	// and clients of two servers on one file would wait for each other's
+	// messages until their polls time out. Commands that add a user or a
+	// token while a server runs open the file without it. PostgreSQL is
+	// shared by design and takes no such lock.
+	Serving bool
+
 	dialect *dialect
 	sent    atomic.Int64 // statements sent to PostgreSQL
 	writer  *sql.DB
 	reader  *sql.DB
 	wconn   *writerConn // SQLite: the writer's connection, out of writer's pool
+	serving *os.File    // SQLite with Serving: holds the lock, see lockServing
 	epoch   uint64
 
 	maxVersion int             // tests: migrate no further than this schema (0: all)
@@ -185,7 +197,13 @@ func (db *DB) Open() error {
 	}
 	db.dialect = dialectOf(db.Path)
 	var err error
+	if db.Serving && db.dialect == sqliteDialect {
+		if db.serving, err = lockServing(db.Path); err != nil {
+			return err
+		}
+	}
 	if db.writer, db.reader, err = db.dialect.open(db.Path, &db.sent, db.SyncFull, db.dial); err != nil {
+		db.unlockServing()
 		return err
 	}
 	db.writer.SetMaxOpenConns(1)
@@ -200,6 +218,7 @@ func (db *DB) Open() error {
 		db.writer.Close()
 		db.reader.Close()
 		db.writer, db.reader = nil, nil
+		db.unlockServing()
 		return err
 	}
 	if err := db.writer.Ping(); err != nil {
@@ -265,7 +284,16 @@ func (db *DB) Close() error {
 		errs = append(errs, db.reader.Close())
 	}
 	errs = append(errs, db.writer.Close())
+	db.unlockServing() // once the file is closed
 	return errors.Join(errs...)
+}
+
+// unlockServing lets another server serve the file.
+func (db *DB) unlockServing() {
+	if db.serving != nil {
+		db.serving.Close()
+		db.serving = nil
+	}
 }
 
 // Epoch returns the random number that identifies this database in cursors.

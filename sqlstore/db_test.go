@@ -744,3 +744,35 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatalf("after the refusal: schema version %d, %d users; want %d and 1", version, users, newer)
 	}
 }
+
+// A SQLite file is served by one store at a time: a second serving store
+// on it is refused with a message that says what to do, while a command's
+// store (tidings user add) opens it beside the server, and the file can be
+// served again once the first server has closed it. PostgreSQL is shared.
+func TestASecondServerOnOneSQLiteFileIsRefused(t *testing.T) {
+	source := freshSource(t)
+	serving := func(db *sqlstore.DB) { db.Serving = true }
+	first := mustOpen(t, source, serving)
+	MustCreateUser(t, mustOpen(t, source), "bob", false) // a command beside the server
+
+	second := sqlstore.NewDB(source)
+	second.Serving = true
+	err := second.Open()
+	if onPostgres() {
+		if err != nil {
+			t.Fatalf("a second node on PostgreSQL: %v", err)
+		}
+		second.Close()
+		return
+	}
+	if tidings.ErrorCode(err) != tidings.ECONFLICT || !strings.Contains(err.Error(), "Another Tidings server is serving") {
+		t.Fatalf("a second server on the file: %v, want it refused as served already", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := mustOpen(t, source, serving)
+	if n, err := again.CountUsers(context.Background()); err != nil || n != 1 {
+		t.Fatalf("served again: %d users, %v", n, err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/tidings/tidings"
 	tidingshttp "github.com/tidings/tidings/http"
 
 	_ "time/tzdata" // time zones work on machines without a zoneinfo database
@@ -82,7 +83,13 @@ func (m *Main) exitCode(err error) int {
 		fmt.Fprintln(m.Stderr, `Run "tidings help" for usage.`)
 		return 2
 	default:
-		fmt.Fprintln(m.Stderr, "tidings:", err)
+		var te *tidings.Error
+		if errors.As(err, &te) && te.Code != tidings.EINTERNAL {
+			// Its message is written for the person who runs the command.
+			fmt.Fprintln(m.Stderr, "tidings:", te.Message)
+		} else {
+			fmt.Fprintln(m.Stderr, "tidings:", err)
+		}
 		return 1
 	}
 }

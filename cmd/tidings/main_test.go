@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	tidingshttp "github.com/tidings/tidings/http"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -370,6 +371,34 @@ func testCommandsOnTheServersDatabase(t *testing.T, db string) {
 	code, _, stderr = run(t, nil, "", "publish", "--server", base, "--token", token, "--to", "nobody", "hello")
 	if code != 1 || !strings.Contains(stderr, "recipients") || !strings.Contains(stderr, "nobody") {
 		t.Fatalf("publish to an unknown login: exit %d, stderr %q", code, stderr)
+	}
+
+	// A second server on the same SQLite file is refused, as its clients
+	// would not hear of the first one's messages; on PostgreSQL it is a
+	// second node.
+	if strings.HasPrefix(db, "postgres") {
+		serve(t, env, "--addr", "127.0.0.1:0")
+		return
+	}
+	var errOut syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan string, 1)
+	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &errOut,
+		Getenv: func(k string) string { return env[k] }, Ready: func(u string) { started <- u }}
+	ended := make(chan error, 1)
+	go func() { ended <- m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
+	select {
+	case u := <-started:
+		cancel()
+		<-ended
+		t.Fatalf("a second server on the SQLite file started at %s", u)
+	case err := <-ended:
+		if m.exitCode(err) == 0 || !strings.Contains(err.Error(), "Another Tidings server is serving") {
+			t.Fatalf("a second server on the SQLite file: %v (exit %d)", err, m.exitCode(err))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a second server on the SQLite file neither started nor failed in 30 s")
 	}
 }
 

@@ -65,6 +65,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	h := hub.New()
 	db := sqlstore.NewDB(c.DB)
 	db.SyncFull = c.Sync == "full"
+	db.Serving = true
 	db.MessageTTL = c.MessageTTL
 	db.ReminderLead = c.ReminderLead
 	db.Notifier = h
