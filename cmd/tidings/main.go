@@ -83,10 +83,9 @@ func (m *Main) exitCode(err error) int {
 		fmt.Fprintln(m.Stderr, `Run "tidings help" for usage.`)
 		return 2
 	default:
-		var te *tidings.Error
-		if errors.As(err, &te) && te.Code != tidings.EINTERNAL {
+		if tidings.ErrorCode(err) != tidings.EINTERNAL {
 			// Its message is written for the person who runs the command.
-			fmt.Fprintln(m.Stderr, "tidings:", te.Message)
+			fmt.Fprintln(m.Stderr, "tidings:", tidings.ErrorMessage(err))
 		} else {
 			fmt.Fprintln(m.Stderr, "tidings:", err)
 		}
