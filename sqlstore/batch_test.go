@@ -17,7 +17,7 @@ import (
 // file while a server runs, or two nodes share PostgreSQL: however they
 // take turns, each event gets an id of its own, and every message shows
 // the event it was published with. On SQLite each writer counts ids in
-// memory, so every turn here makes one of them run its batch again.
+// memory, from the database again whenever the other one committed.
 func TestEventIDsOfTwoWriters(t *testing.T) {
 	source := freshSource(t)
 	a := mustOpen(t, source)

@@ -11,25 +11,28 @@ import (
 
 // copyTables are the tables of the schema in foreign-key order: every table
 // comes after the tables it refers to. key orders the rows read, so that a
-// copy reads each table along its primary key. A table the schema gains
-// must be added here: Copy refuses a database with a table it does not know.
-var copyTables = []struct{ name, key string }{
-	{"meta", "key"},
-	{"users", "id"},
-	{"inboxes", "user_id"},
-	{"sessions", "hash"},
-	{"tokens", "id"},
-	{"projects", "id"},
-	{"members", "project_id, user_id"},
-	{"muted_projects", "user_id, project_id"},
-	{"events", "id"},
-	{"messages", "user_id, seq"},
-	{"pending", "id"},
-	{"todos", "id"},
-	{"notes", "id"},
-	{"appointments", "id"},
-	{"appointment_participants", "appointment_id, user_id"},
-	{"reminders", "appointment_id, user_id"},
+// copy reads each table along its primary key; where, if set, picks the
+// rows copied. A table the schema gains must be added here: Copy refuses a
+// database with a table it does not know.
+var copyTables = []struct{ name, key, where string }{
+	// event_ids is SQLite's own (see eventIDs): the target's events take
+	// their ids from its sequence, started past it by copySequences.
+	{"meta", "key", "key <> 'event_ids'"},
+	{"users", "id", ""},
+	{"inboxes", "user_id", ""},
+	{"sessions", "hash", ""},
+	{"tokens", "id", ""},
+	{"projects", "id", ""},
+	{"members", "project_id, user_id", ""},
+	{"muted_projects", "user_id, project_id", ""},
+	{"events", "id", ""},
+	{"messages", "user_id, seq", ""},
+	{"pending", "id", ""},
+	{"todos", "id", ""},
+	{"notes", "id", ""},
+	{"appointments", "id", ""},
+	{"appointment_participants", "appointment_id, user_id", ""},
+	{"reminders", "appointment_id, user_id", ""},
 }
 
 // copyBatch bounds the rows a copy holds in memory and sends in one INSERT;
@@ -103,7 +106,7 @@ func Copy(ctx context.Context, from, to *DB) (CopyStats, error) {
 		return stats, err
 	}
 	for _, t := range copyTables {
-		n, err := copyTable(ctx, src, dst, t.name, t.key, cols[t.name])
+		n, err := copyTable(ctx, src, dst, t.name, t.key, t.where, cols[t.name])
 		if err != nil {
 			return stats, fmt.Errorf("copy table %s: %w", t.name, err)
 		}
@@ -241,7 +244,7 @@ func targetColumns(ctx context.Context, dst *sql.Tx) (map[string][]column, error
 
 // copyTable copies one table's rows from src to dst, copyBatch rows at a
 // time, and returns how many it copied.
-func copyTable(ctx context.Context, src, dst *sql.Tx, table, key string, cols []column) (int64, error) {
+func copyTable(ctx context.Context, src, dst *sql.Tx, table, key, where string, cols []column) (int64, error) {
 	if len(cols) == 0 {
 		return 0, fmt.Errorf("the target has no such table")
 	}
@@ -261,7 +264,11 @@ func copyTable(ctx context.Context, src, dst *sql.Tx, table, key string, cols []
 		return 0, fmt.Errorf("the source's columns (%s) are not the target's (%s)", strings.Join(have, ", "), strings.Join(want, ", "))
 	}
 
-	rows, err := src.QueryContext(ctx, `SELECT `+names+` FROM `+table+` ORDER BY `+key)
+	query := `SELECT ` + names + ` FROM ` + table
+	if where != "" {
+		query += ` WHERE ` + where
+	}
+	rows, err := src.QueryContext(ctx, query+` ORDER BY `+key)
 	if err != nil {
 		return 0, err
 	}
@@ -356,8 +363,9 @@ func convert(v any, dataType string) (any, error) {
 
 // copySequences starts each identity sequence of the target past the
 // largest id the source ever gave: SQLite's sqlite_sequence remembers ids
-// of rows deleted since, which MAX(id) does not. A target sequence that is
-// further already stays where it is.
+// of rows deleted since, which MAX(id) does not, and for events (schema 4)
+// meta's event_ids does. A target sequence that is further already stays
+// where it is.
 func copySequences(ctx context.Context, src, dst *sql.Tx, cols map[string][]column) error {
 	for _, t := range copyTables {
 		for _, c := range cols[t.name] {
@@ -366,7 +374,9 @@ func copySequences(ctx context.Context, src, dst *sql.Tx, cols map[string][]colu
 			}
 			var last int64
 			if err := src.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(`+c.name+`) FROM `+t.name+`), 0),
-				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0))`, t.name).Scan(&last); err != nil {
+				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0),
+				CASE WHEN ? = 'events' THEN COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'event_ids'), 0) ELSE 0 END)`,
+				t.name, t.name).Scan(&last); err != nil {
 				return fmt.Errorf("copy: read the source's last %s id: %w", t.name, err)
 			}
 			var seq string

@@ -853,7 +853,10 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 			return stop(sqlTx, fmt.Errorf("data version: %w", err))
 		}
 		if version != db.recipientsVersion {
+			// Another connection committed: it may have given event ids,
+			// or deleted the newest events.
 			stmts.recipients = nil
+			db.eventIDs.forget()
 		}
 		stmts.version = version
 	}
@@ -963,6 +966,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		// It may have committed all the same.
 		return false, false, db.inDoubt(batch, notify, err), nil
 	}
+	stmts.ids.committed()
 	db.metrics().BatchCommitted(ran, time.Since(began))
 	db.recipients, db.recipientsVersion = db.keptRecipients(stmts.recipients), stmts.version
 	if db.checkpoints != nil {

@@ -347,7 +347,8 @@ func TestMigrationFromSchema2(t *testing.T) {
 			tables = append(tables, name)
 		}
 		rows.Close()
-		if got := strings.Join(tables, " "); got != "appointments events notes pending projects todos tokens users" {
+		// Events give up theirs in schema 4: their writer gives their ids.
+		if got := strings.Join(tables, " "); got != "appointments notes pending projects todos tokens users" {
 			t.Errorf("tables with AUTOINCREMENT: %s", got)
 		}
 		var broken int

@@ -138,6 +138,11 @@ func (tx *Tx) storeBatch(events []any, list []delivery) ([]committed, error) {
 		if err := tx.insertEvents(events); err != nil {
 			return nil, fmt.Errorf("store events: %w", err)
 		}
+		if tx.db.dialect == sqliteDialect && tx.batch.ids != nil {
+			if err := tx.batch.ids.record(tx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if len(list) == 0 {
 		return nil, nil
