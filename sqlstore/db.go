@@ -271,6 +271,14 @@ func (db *DB) Close() error {
 	if already {
 		return nil
 	}
+	if db.dialect == sqliteDialect && db.wconn != nil {
+		// A clean stop records the last event id given, so that the next
+		// start goes on from it rather than from past the ids recorded
+		// ahead; unless another writer recorded more meanwhile.
+		if err := db.eventIDs.recordExact(db.wconn.conn); err != nil {
+			db.Logger.Warn("record the last event id", "err", err)
+		}
+	}
 	db.wstmts.close()
 	db.rstmts.close()
 	var errs []error

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -18,7 +19,9 @@ import (
 // events table has no AUTOINCREMENT to remember the largest id ever given
 // once the newest events are deleted: meta's 'event_ids' does, raised
 // eventIDsAhead past the ids a batch gives in the commit that first gives
-// one beyond it, so that most commits write nothing more. On PostgreSQL
+// one beyond it, so that most commits write nothing more; a clean stop
+// lowers it to the last id given, so a restart skips none (a crash skips
+// at most eventIDsAhead). On PostgreSQL
 // they come from the events' identity sequence, a batch's worth in one
 // statement, at least postgresIDsAhead, so that other nodes' ids never
 // collide with them and a lone publish seldom waits for the sequence. Ids
@@ -124,6 +127,18 @@ func (e *eventIDs) record(tx *Tx) error {
 	}
 	e.raising = to
 	return nil
+}
+
+// recordExact lowers meta's event_ids to the last id given, if it is what
+// this writer recorded, when the store closes: nothing is given after it.
+// SQLite only.
+func (e *eventIDs) recordExact(conn *sql.Conn) error {
+	if e.next == 0 || e.next-1 >= e.recorded {
+		return nil
+	}
+	_, err := conn.ExecContext(context.Background(), `UPDATE meta SET value = ? WHERE key = 'event_ids' AND value = ?`,
+		strconv.FormatInt(e.next-1, 10), strconv.FormatInt(e.recorded, 10))
+	return err
 }
 
 // committed tells the count that the batch's transaction committed, with

@@ -145,3 +145,10 @@ const CheckpointMinGap = checkpointMinGap
 func WithDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(*DB) {
 	return func(db *DB) { db.dial = dial }
 }
+
+// Abandon closes db as a crash leaves the database: without the clean
+// stop's record of the last event id given.
+func Abandon(db *DB) error {
+	db.eventIDs.forget()
+	return db.Close()
+}
