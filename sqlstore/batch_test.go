@@ -295,3 +295,34 @@ func TestCloseRunsTheWritesItAccepted(t *testing.T) {
 		t.Fatalf("%d publishes were answered before Close, the database holds %d of them", answered.Load(), got)
 	}
 }
+
+// A second writer numbers messages too, and its newest is deleted once it
+// expired: the first writer's next message to the same user takes a new
+// number, and a client past the deleted one gets it.
+func TestMessageNumbersOfTwoWritersAreNotGivenAgain(t *testing.T) {
+	source := freshSource(t)
+	clock := newTestClock()
+	a := mustOpen(t, source, withClock(clock))
+	alice := MustCreateUser(t, a, "alice", true)
+	bob := MustCreateUser(t, a, "bob", false)
+	ctx := context.Background()
+	publish(t, a, alice, tidings.Publication{Recipients: []string{"bob"}, Text: "first", TTL: time.Hour})
+	b := mustOpen(t, source, withClock(clock))
+	publish(t, b, alice, tidings.Publication{Recipients: []string{"bob"}, Text: "soon gone", TTL: time.Second})
+	cursor, err := b.CurrentCursor(ctx, bob.ID) // a client that saw it
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	if swept, err := b.DeleteExpired(ctx); err != nil || swept.Messages != 1 {
+		t.Fatalf("the janitor deleted %d messages (%v), want 1", swept.Messages, err)
+	}
+	publish(t, a, alice, tidings.Publication{Recipients: []string{"bob"}, Text: "after"})
+	got, err := a.FindStoredMessages(ctx, bob.ID, &cursor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if texts := texts(got); len(texts) != 1 || texts[0] != "after" {
+		t.Fatalf("after the deleted message bob gets %q, want [after]", texts)
+	}
+}

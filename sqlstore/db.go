@@ -127,6 +127,10 @@ type DB struct {
 	// Only a batch's leader uses them.
 	recipients        map[recipientKey]recipient
 	recipientsVersion int64
+	// heads are, on SQLite, the inbox heads the writer's commits left, as
+	// of the same data_version (see numberDeliveries). Only a batch's
+	// leader uses them.
+	heads map[int64]int64
 
 	// The writes waiting for a batch, and who runs it (see submit).
 	wmu     sync.Mutex
@@ -532,7 +536,10 @@ type batchStmts struct {
 	// sharing jobs that run one after another in a try, and on SQLite
 	// kept for the next batch once this one commits.
 	recipients map[recipientKey]recipient
-	version    int64 // SQLite: data_version in this try
+	// heads are, on SQLite, the users' inbox heads as this try leaves them,
+	// kept for the next batch once it commits.
+	heads   map[int64]int64
+	version int64 // SQLite: data_version in this try
 }
 
 // maxKeptRecipients bounds the lookups of recipients the writer keeps.
@@ -833,6 +840,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	stmts.local = nil // a try's statements end with its transaction
 	stmts.ids = db.eventIDs.forBatch(db, len(batch))
 	stmts.recipients, db.recipients = db.recipients, nil // kept again only if this try commits
+	stmts.heads, db.heads = db.heads, nil
 	for _, j := range batch {
 		j.err, j.stored = nil, false
 	}
@@ -863,7 +871,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		if version != db.recipientsVersion {
 			// Another connection committed: it may have given event ids,
 			// or deleted the newest events.
-			stmts.recipients = nil
+			stmts.recipients, stmts.heads = nil, nil
 			db.eventIDs.forget()
 		}
 		stmts.version = version
@@ -977,6 +985,9 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	stmts.ids.committed()
 	db.metrics().BatchCommitted(ran, time.Since(began))
 	db.recipients, db.recipientsVersion = db.keptRecipients(stmts.recipients), stmts.version
+	if db.dialect == sqliteDialect && len(stmts.heads) <= maxKeptRecipients {
+		db.heads = stmts.heads
+	}
 	if db.checkpoints != nil {
 		db.checkpoints.committed(db.wconn.pagesWritten())
 	}

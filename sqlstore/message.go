@@ -111,8 +111,7 @@ func (tx *Tx) numberDeliveries(list []delivery) ([]committed, error) {
 		}
 		mine := list[i : i+n]
 		i += n
-		var head int64
-		err := tx.queryRow(`UPDATE inboxes SET head = head + ? WHERE user_id = ? RETURNING head`, n, userID).Scan(&head)
+		head, err := tx.raiseHead(userID, n)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -129,6 +128,40 @@ func (tx *Tx) numberDeliveries(list []delivery) ([]committed, error) {
 		return nil, fmt.Errorf("store messages: %w", err)
 	}
 	return out, nil
+}
+
+// raiseHead raises userID's inbox head by n and returns the new head, or
+// sql.ErrNoRows if the user no longer exists. On SQLite, where the writer
+// is the database's only one until data_version says otherwise, a head
+// its commits left is raised by a plain UPDATE: reading it back with
+// RETURNING cost a lone publish about 6 µs more.
+func (tx *Tx) raiseHead(userID int64, n int) (int64, error) {
+	if head, ok := tx.batch.heads[userID]; ok && tx.db.dialect == sqliteDialect {
+		res, err := tx.exec(`UPDATE inboxes SET head = ? WHERE user_id = ?`, head+int64(n), userID)
+		if err != nil {
+			return 0, err
+		}
+		if changed, err := res.RowsAffected(); err != nil || changed == 0 {
+			delete(tx.batch.heads, userID)
+			if err == nil {
+				err = sql.ErrNoRows
+			}
+			return 0, err
+		}
+		tx.batch.heads[userID] = head + int64(n)
+		return head + int64(n), nil
+	}
+	var head int64
+	if err := tx.queryRow(`UPDATE inboxes SET head = head + ? WHERE user_id = ? RETURNING head`, n, userID).Scan(&head); err != nil {
+		return 0, err
+	}
+	if tx.db.dialect == sqliteDialect {
+		if tx.batch.heads == nil {
+			tx.batch.heads = make(map[int64]int64)
+		}
+		tx.batch.heads[userID] = head
+	}
+	return head, nil
 }
 
 // storeBatch stores the events and numbers and stores the messages of a
