@@ -123,12 +123,13 @@ type DB struct {
 	inboxReads  atomic.Int64  // FindMessages answered from inboxes
 	guarded     atomic.Bool   // the last batch had a failing write: use savepoints
 	// recipients are, on SQLite, the lookups of recipients kept from batch
-	// to batch (see keptRecipients), as of data_version recipientsVersion.
+	// to batch (see keptRecipients), as of the data version
+	// recipientsVersion (see writerConn.dataVersion).
 	// Only a batch's leader uses them.
 	recipients        map[recipientKey]recipient
 	recipientsVersion int64
 	// heads are, on SQLite, the inbox heads the writer's commits left, as
-	// of the same data_version (see numberDeliveries). Only a batch's
+	// of the same data version (see numberDeliveries). Only a batch's
 	// leader uses them.
 	heads map[int64]int64
 
@@ -538,8 +539,7 @@ type batchStmts struct {
 	recipients map[recipientKey]recipient
 	// heads are, on SQLite, the users' inbox heads as this try leaves them,
 	// kept for the next batch once it commits.
-	heads   map[int64]int64
-	version int64 // SQLite: data_version in this try
+	heads map[int64]int64
 }
 
 // maxKeptRecipients bounds the lookups of recipients the writer keeps.
@@ -552,7 +552,7 @@ const maxKeptRecipients = 10000
 // commits, the lookups hold, and a lone publish, the common case, reads no
 // recipient at all. Another process's commit (tidings user add, a second
 // server on the file) ends them too: the next batch finds SQLite's
-// data_version changed. A login found unknown is not kept, so that a
+// data version changed. A login found unknown is not kept, so that a
 // publish to it looks again. On PostgreSQL other nodes change users at
 // any time, and nothing is kept.
 func (db *DB) keptRecipients(looked map[recipientKey]recipient) map[recipientKey]recipient {
@@ -860,12 +860,13 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	lazyTx, _ := sqlTx.(*pgLazyTx)
 	now := db.Now().UTC().Truncate(time.Millisecond)
 	if db.dialect != postgresDialect {
-		// SQLite counts the commits of other connections, another
-		// process's among them, in data_version: one since the lookups
-		// were kept may have changed a recipient. The write lock, taken at
-		// BEGIN, keeps the count still until this try ends.
-		var version int64
-		if err := (&Tx{tx: sqlTx, db: db, ctx: ctx, batch: stmts}).queryRow(`PRAGMA data_version`).Scan(&version); err != nil {
+		// SQLite counts the changes to the file in its data version: one
+		// since the last commit of this writer is another connection's,
+		// another process's perhaps, and may have changed a recipient. The
+		// write lock, taken at BEGIN, keeps the count still until this try
+		// ends.
+		version, err := db.wconn.dataVersion()
+		if err != nil {
 			return stop(sqlTx, fmt.Errorf("data version: %w", err))
 		}
 		if version != db.recipientsVersion {
@@ -874,7 +875,6 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 			stmts.recipients, stmts.heads = nil, nil
 			db.eventIDs.forget()
 		}
-		stmts.version = version
 	}
 	single := len(batch) == 1
 	var notify, ended, published []int64
@@ -984,7 +984,15 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	}
 	stmts.ids.committed()
 	db.metrics().BatchCommitted(ran, time.Since(began))
-	db.recipients, db.recipientsVersion = db.keptRecipients(stmts.recipients), stmts.version
+	db.recipients = db.keptRecipients(stmts.recipients)
+	if db.dialect != postgresDialect {
+		// The count as this commit left it, for the next batch to compare.
+		version, verr := db.wconn.dataVersion()
+		if verr != nil {
+			version = -1 // the next batch looks everything up again
+		}
+		db.recipientsVersion = version
+	}
 	if db.dialect == sqliteDialect && len(stmts.heads) <= maxKeptRecipients {
 		db.heads = stmts.heads
 	}

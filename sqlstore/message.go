@@ -132,7 +132,7 @@ func (tx *Tx) numberDeliveries(list []delivery) ([]committed, error) {
 
 // raiseHead raises userID's inbox head by n and returns the new head, or
 // sql.ErrNoRows if the user no longer exists. On SQLite, where the writer
-// is the database's only one until data_version says otherwise, a head
+// is the database's only one until the data version says otherwise, a head
 // its commits left is raised by a plain UPDATE: reading it back with
 // RETURNING cost a lone publish about 6 µs more.
 func (tx *Tx) raiseHead(userID int64, n int) (int64, error) {

@@ -59,6 +59,25 @@ func (w *writerConn) prepare(query string) (*sql.Stmt, error) {
 	return w.conn.PrepareContext(context.Background(), query)
 }
 
+// dataVersion is SQLite's count of changes to the database file as the
+// writer's connection sees it (SQLITE_FCNTL_DATA_VERSION): unlike PRAGMA
+// data_version, which costs a statement (about 6 µs against 0.1), it moves
+// with the connection's own commits too. Read once a transaction has
+// begun, it has counted every commit of another connection before it.
+func (w *writerConn) dataVersion() (int64, error) {
+	var v uint32
+	err := w.conn.Raw(func(dc any) error {
+		fc, ok := dc.(sqlite.FileControl)
+		if !ok {
+			return fmt.Errorf("the SQLite driver gives no file control")
+		}
+		var err error
+		v, err = fc.FileControlDataVersion("main")
+		return err
+	})
+	return int64(v), err
+}
+
 // pagesWritten is how many pages the connection's commits wrote to the log
 // since it was last asked: SQLite's own count of them.
 func (w *writerConn) pagesWritten() int64 {
