@@ -203,6 +203,10 @@ func (db *DB) Open() error {
 	db.dialect = dialectOf(db.Path)
 	var err error
 	if db.Serving && db.dialect == sqliteDialect {
+		// The lock file lies beside the database: its directory first.
+		if err := makeDatabaseDir(db.Path); err != nil {
+			return err
+		}
 		if db.serving, err = lockServing(db.Path); err != nil {
 			return err
 		}

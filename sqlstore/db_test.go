@@ -777,3 +777,16 @@ func TestASecondServerOnOneSQLiteFileIsRefused(t *testing.T) {
 		t.Fatalf("served again: %d users, %v", n, err)
 	}
 }
+
+// A server opens a SQLite file in a directory that does not exist yet, as
+// the README's first command does on a fresh checkout (./tidings-data):
+// the directory is made before the server's lock file goes into it.
+func TestAServerOpensAFileInADirectoryNotMadeYet(t *testing.T) {
+	sqliteOnly(t)
+	path := filepath.Join(t.TempDir(), "tidings-data", "tidings.db")
+	db := mustOpen(t, path, func(db *sqlstore.DB) { db.Serving = true })
+	MustCreateUser(t, db, "alice", true)
+	if _, err := os.Stat(path + "-lock"); err != nil {
+		t.Fatalf("the server's lock file: %v", err)
+	}
+}

@@ -120,11 +120,20 @@ func sqliteDSN(path string, syncFull bool) string {
 	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")"
 }
 
-func openSQLite(path string, _ *atomic.Int64, syncFull bool, _ pgconn.DialFunc) (writer, reader *sql.DB, err error) {
+// makeDatabaseDir creates the directory of the SQLite file at path if it
+// is missing.
+func makeDatabaseDir(path string) error {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("create database directory: %w", err)
+			return fmt.Errorf("create database directory: %w", err)
 		}
+	}
+	return nil
+}
+
+func openSQLite(path string, _ *atomic.Int64, syncFull bool, _ pgconn.DialFunc) (writer, reader *sql.DB, err error) {
+	if err := makeDatabaseDir(path); err != nil {
+		return nil, nil, err
 	}
 	base := sqliteDSN(path, syncFull)
 	writerDSN := base + "&_txlock=immediate&_pragma=wal_autocheckpoint(" + strconv.Itoa(writerAutocheckpoint) + ")"

@@ -175,7 +175,9 @@ func getPoll(t *testing.T, base, token, query string) poll {
 // TestServeDemoEndToEnd is the README's promise: start with --demo, hold a
 // poll as bob, publish as alice, and bob's poll answers.
 func TestServeDemoEndToEnd(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "tidings.db")
+	// Like the default ./tidings-data/tidings.db on a fresh checkout: in a
+	// directory that does not exist yet.
+	db := filepath.Join(t.TempDir(), "tidings-data", "tidings.db")
 	// Carol's changes would wake bob's poll too: here she keeps still.
 	base, out, stop, heldPolls := servedHeld(t, "--demo", "--demo-every", "0", "--addr", "127.0.0.1:0", "--db", db)
 	creds := demoCredentials(t, out.String())
