@@ -21,12 +21,11 @@ import (
 // eventIDsAhead past the ids a batch gives in the commit that first gives
 // one beyond it, so that most commits write nothing more; a clean stop
 // lowers it to the last id given, so a restart skips none (a crash skips
-// at most eventIDsAhead). On PostgreSQL
-// they come from the events' identity sequence, a batch's worth in one
-// statement, at least postgresIDsAhead, so that other nodes' ids never
-// collide with them and a lone publish seldom waits for the sequence. Ids
-// taken and never used (the node stopped) are skipped, as a sequence's
-// numbers are.
+// at most eventIDsAhead). On PostgreSQL they come from the events' identity
+// sequence, a batch's worth in one statement, at least postgresIDsAhead, so
+// that other nodes' ids never collide with them and a lone publish seldom
+// waits for the sequence. Ids taken and never used (the node stopped) are
+// skipped, as a sequence's numbers are.
 type eventIDs struct {
 	next     int64   // SQLite: the next id to give; 0 until read
 	recorded int64   // SQLite: meta's event_ids as last committed
