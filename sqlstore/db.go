@@ -122,16 +122,13 @@ type DB struct {
 	eventIDs    eventIDs      // the writer's, see eventIDs
 	inboxReads  atomic.Int64  // FindMessages answered from inboxes
 	guarded     atomic.Bool   // the last batch had a failing write: use savepoints
-	// recipients are, on SQLite, the lookups of recipients kept from batch
-	// to batch (see keptRecipients), as of the data version
-	// recipientsVersion (see writerConn.dataVersion).
-	// Only a batch's leader uses them.
-	recipients        map[recipientKey]recipient
-	recipientsVersion int64
-	// heads are, on SQLite, the inbox heads the writer's commits left, as
-	// of the same data version (see numberDeliveries). Only a batch's
-	// leader uses them.
-	heads map[int64]int64
+	// What the SQLite writer keeps from batch to batch, as of the data
+	// version keptVersion (see writerConn.dataVersion): the lookups of
+	// recipients (see keptRecipients) and the inbox heads its commits left
+	// (see raiseHead). Only a batch's leader uses them.
+	recipients  map[recipientKey]recipient
+	heads       map[int64]int64
+	keptVersion int64
 
 	// The writes waiting for a batch, and who runs it (see submit).
 	wmu     sync.Mutex
@@ -873,7 +870,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		if err != nil {
 			return stop(sqlTx, fmt.Errorf("data version: %w", err))
 		}
-		if version != db.recipientsVersion {
+		if version != db.keptVersion {
 			// Another connection committed: it may have given event ids,
 			// or deleted the newest events.
 			stmts.recipients, stmts.heads = nil, nil
@@ -990,15 +987,15 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	db.metrics().BatchCommitted(ran, time.Since(began))
 	db.recipients = db.keptRecipients(stmts.recipients)
 	if db.dialect != postgresDialect {
+		if len(stmts.heads) <= maxKeptRecipients {
+			db.heads = stmts.heads
+		}
 		// The count as this commit left it, for the next batch to compare.
 		version, verr := db.wconn.dataVersion()
 		if verr != nil {
 			version = -1 // the next batch looks everything up again
 		}
-		db.recipientsVersion = version
-	}
-	if db.dialect == sqliteDialect && len(stmts.heads) <= maxKeptRecipients {
-		db.heads = stmts.heads
+		db.keptVersion = version
 	}
 	if db.checkpoints != nil {
 		db.checkpoints.committed(db.wconn.pagesWritten())

@@ -16,11 +16,7 @@ import (
 func TestEventIDsAreNeverReusedAfterARestart(t *testing.T) {
 	source := freshSource(t)
 	clock := newTestClock()
-	first := sqlstore.NewDB(source)
-	first.Now = clock.Now
-	if err := first.Open(); err != nil {
-		t.Fatal(err)
-	}
+	first := mustOpen(t, source, withClock(clock)) // closed below, before the store opens again
 	alice := MustCreateUser(t, first, "alice", true)
 	MustCreateUser(t, first, "bob", false)
 	var last int64
@@ -58,11 +54,7 @@ func TestEventIDsAreNeverReusedAfterACrash(t *testing.T) {
 	sqliteOnly(t) // a PostgreSQL sequence never goes back
 	source := freshSource(t)
 	clock := newTestClock()
-	crashed := sqlstore.NewDB(source)
-	crashed.Now = clock.Now
-	if err := crashed.Open(); err != nil {
-		t.Fatal(err)
-	}
+	crashed := mustOpen(t, source, withClock(clock)) // closed below, before the store opens again
 	alice := MustCreateUser(t, crashed, "alice", true)
 	MustCreateUser(t, crashed, "bob", false)
 	last := publish(t, crashed, alice, tidings.Publication{Recipients: []string{"bob"}, Text: "soon gone", TTL: time.Second}).Event
@@ -115,12 +107,7 @@ func TestMigrationToSchema4KeepsTheEventIDsGiven(t *testing.T) {
 	sqliteOnly(t)
 	source := freshSource(t)
 	clock := newTestClock()
-	old := sqlstore.NewDB(source)
-	old.Now = clock.Now
-	sqlstore.SetMaxVersion(old, 3)
-	if err := old.Open(); err != nil {
-		t.Fatal(err)
-	}
+	old := mustOpen(t, source, withClock(clock), func(db *sqlstore.DB) { sqlstore.SetMaxVersion(db, 3) }) // closed below, before the store opens again
 	alice := MustCreateUser(t, old, "alice", true)
 	bob := MustCreateUser(t, old, "bob", false)
 	kept := publish(t, old, alice, tidings.Publication{Recipients: []string{"bob"}, Text: "kept", TTL: 24 * time.Hour})
