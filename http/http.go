@@ -62,6 +62,13 @@ type errorDetail struct {
 // writeError renders err with the status of its code. Internal errors are
 // logged with their detail and answered without it.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if ended := r.Context().Err(); ended != nil && errors.Is(err, ended) {
+		// The client hung up before its answer (or the server gave up on
+		// the request when shutting down): nothing failed, and nobody
+		// reads an answer.
+		s.Logger.Debug("request ended before its answer", "method", r.Method, "path", r.URL.Path, "err", err)
+		return
+	}
 	code := tidings.ErrorCode(err)
 	status := ErrorStatus(code)
 	if code == tidings.EINTERNAL {

@@ -1,8 +1,13 @@
 package http_test
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -167,4 +172,68 @@ func TestPublishChunkedBodyOverLimit(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || req.ContentLength > 0 {
 		t.Fatalf("chunked 2 MiB body: status %d (content length %d), want 413", resp.StatusCode, req.ContentLength)
 	}
+}
+
+// TestPublishWhoseClientHungUpLogsNoError checks that a publish whose
+// client went away before its answer is not reported as the server's
+// failure: a load test that stops, or a browser tab closed mid-request,
+// would fill the log with errors otherwise.
+func TestPublishWhoseClientHungUpLogsNoError(t *testing.T) {
+	logs := &recordedLogs{}
+	s := MustOpenServer(t, WithLogger(slog.New(logs)))
+	_, aliceTok := s.MustCreateUser(t, "alice", true)
+	start := s.MustPoll(t, aliceTok, "timeout=0").Cursor
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := s.NewRequest(t, "POST", "/api/v1/messages", aliceTok, map[string]any{"recipients": []string{"alice"}, "text": "never answered"}).WithContext(ctx)
+	s.Server.ServeHTTP(httptest.NewRecorder(), req)
+
+	if got := logs.at(slog.LevelWarn); len(got) > 0 {
+		t.Errorf("a publish whose client hung up logged %q", got)
+	}
+	if got := logs.at(slog.LevelDebug); !slices.ContainsFunc(got, func(m string) bool { return strings.Contains(m, "ended before its answer") }) {
+		t.Errorf("debug log %q does not tell of the request that ended", got)
+	}
+	if p := s.MustPoll(t, aliceTok, "timeout=0&since="+start); len(p.Messages) != 0 {
+		t.Errorf("a publish abandoned before it ran was stored: %+v", p.Messages)
+	}
+	// A failure that is the server's is still logged as one.
+	s.MustPublish(t, aliceTok, map[string]any{"recipients": []string{"alice"}, "text": "answered"})
+	if p := s.MustPoll(t, aliceTok, "timeout=0&since="+start); len(p.Messages) != 1 || p.Messages[0].Text != "answered" {
+		t.Errorf("messages after a publish = %+v, want the one answered", p.Messages)
+	}
+}
+
+// recordedLogs is a slog handler that keeps its records' messages.
+type recordedLogs struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *recordedLogs) Enabled(context.Context, slog.Level) bool { return true }
+func (l *recordedLogs) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *recordedLogs) WithGroup(string) slog.Handler            { return l }
+
+func (l *recordedLogs) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r.Clone())
+	return nil
+}
+
+// at returns the messages, with their attributes, of the records of level
+// or above; LevelDebug returns those of exactly that level.
+func (l *recordedLogs) at(level slog.Level) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.records {
+		if r.Level >= level && (level != slog.LevelDebug || r.Level == slog.LevelDebug) {
+			msg := r.Message
+			r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+			out = append(out, msg)
+		}
+	}
+	return out
 }

@@ -53,6 +53,7 @@ type TestServer struct {
 	listen string // the address to listen on; "" picks a free port
 
 	messages tidings.MessageService // in place of DB's, if set
+	logger   *slog.Logger           // the server's, in place of one that discards, if set
 }
 
 // Option adjusts a test server before it opens.
@@ -65,6 +66,9 @@ func WithClock(c *testClock) Option {
 
 // WithAddr listens on addr, e.g. the address of a server that was closed.
 func WithAddr(addr string) Option { return func(s *TestServer) { s.listen = addr } }
+
+// WithLogger gives the server l for its logs.
+func WithLogger(l *slog.Logger) Option { return func(s *TestServer) { s.logger = l } }
 
 // WithDir keeps the database in dir, so that a test can open it again.
 func WithDir(dir string) Option { return func(s *TestServer) { s.Dir = dir } }
@@ -90,6 +94,9 @@ func MustOpenServer(tb testing.TB, opts ...Option) *TestServer {
 		s.Addr = s.listen
 	}
 	s.Logger = slog.New(slog.DiscardHandler)
+	if s.logger != nil {
+		s.Logger = s.logger
+	}
 	s.AuthService, s.UserService, s.ProjectService = s.DB, s.DB, s.DB
 	s.MessageService, s.SettingsService = s.DB, s.DB
 	if s.messages != nil {
