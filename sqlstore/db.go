@@ -104,7 +104,7 @@ type DB struct {
 	Serving bool
 
 	dialect *dialect
-	sent    atomic.Int64 // statements sent to PostgreSQL
+	sent    statementCounts // statements sent to the database
 	writer  *sql.DB
 	reader  *sql.DB
 	wconn   *writerConn // SQLite: the writer's connection, out of writer's pool
@@ -184,9 +184,17 @@ func (db *DB) ScheduleChanged() {
 	}
 }
 
-// Statements counts the statements the store sent to PostgreSQL; SQLite's
-// are not counted (they never leave the process).
-func (db *DB) Statements() int64 { return db.sent.Load() }
+// Statements counts the statements the store sent to its database, on
+// PostgreSQL and SQLite alike: prepared or not, and each BEGIN, COMMIT and
+// ROLLBACK.
+func (db *DB) Statements() int64 { return db.sent.clients.Load() + db.sent.upkeep.Load() }
+
+// StatementCounts returns Statements apart by whom they were for: clients
+// (requests, and the reads and writes they make) and upkeep (the janitor,
+// the scheduler, checkpoints, opening and closing the store).
+func (db *DB) StatementCounts() (clients, upkeep int64) {
+	return db.sent.clients.Load(), db.sent.upkeep.Load()
+}
 
 // Postgres reports whether the store is on PostgreSQL, where other nodes
 // may share the database.
@@ -250,7 +258,7 @@ func (db *DB) Open() error {
 	db.inboxes.on.Store(!db.dialect.notifies)
 
 	if db.dialect == sqliteDialect {
-		conn, err := sql.Open("sqlite", sqliteDSN(db.Path, db.SyncFull))
+		conn, err := openCounted(sqliteDSN(db.Path, db.SyncFull), &db.sent, true)
 		if err != nil {
 			return fail(err)
 		}
@@ -322,7 +330,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // migrate applies the embedded migrations that the database lacks, each in
 // its own transaction, and refuses a schema newer than this binary.
 func (db *DB) migrate() error {
-	ctx := context.Background()
+	ctx := upkeepCtx
 	if err := db.createMigrationsTable(ctx); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
@@ -836,7 +844,14 @@ func (db *DB) runBatch(batch []*job, own *job, stmts *batchStmts) {
 // unguarded, a failing job rolls the whole batch back and tryBatch reports
 // failed, for the batch to run again guarded.
 func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, failed bool, wake func(), err error) {
+	// The batch's statements do not end with a caller's context: once
+	// begun, a write runs to its end. They count as upkeep when every
+	// write of the batch is (see statementCounts), each write's own as its
+	// caller's.
 	ctx := context.Background()
+	if !slices.ContainsFunc(batch, func(j *job) bool { return !isUpkeep(j.ctx) }) {
+		ctx = upkeepCtx
+	}
 	began := time.Now()
 	stmts.local = nil // a try's statements end with its transaction
 	stmts.ids = db.eventIDs.forBatch(db, len(batch))
@@ -890,7 +905,11 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 			j.err = err
 			continue
 		}
-		tx := &Tx{tx: sqlTx, db: db, ctx: ctx, now: now, batch: stmts}
+		jctx := ctx
+		if isUpkeep(j.ctx) {
+			jctx = upkeepCtx
+		}
+		tx := &Tx{tx: sqlTx, db: db, ctx: jctx, now: now, batch: stmts}
 		if !j.shares {
 			stmts.recipients = nil // what it changes, a lookup made before may not know
 		}

@@ -36,9 +36,8 @@ type dialect struct {
 	numbered bool
 
 	// open returns the writer's pool (one connection) and the readers';
-	// statements sent to the database are counted in sent, where the
-	// driver can tell.
-	open func(source string, sent *atomic.Int64, syncFull bool, dial pgconn.DialFunc) (writer, reader *sql.DB, err error)
+	// the statements either sends to the database are counted in counts.
+	open func(source string, counts *statementCounts, syncFull bool, dial pgconn.DialFunc) (writer, reader *sql.DB, err error)
 
 	// lockMigrations, if set, runs first in every migration transaction,
 	// so that nodes starting at once migrate one after the other.
@@ -131,29 +130,29 @@ func makeDatabaseDir(path string) error {
 	return nil
 }
 
-func openSQLite(path string, _ *atomic.Int64, syncFull bool, _ pgconn.DialFunc) (writer, reader *sql.DB, err error) {
+func openSQLite(path string, counts *statementCounts, syncFull bool, _ pgconn.DialFunc) (writer, reader *sql.DB, err error) {
 	if err := makeDatabaseDir(path); err != nil {
 		return nil, nil, err
 	}
 	base := sqliteDSN(path, syncFull)
 	writerDSN := base + "&_txlock=immediate&_pragma=wal_autocheckpoint(" + strconv.Itoa(writerAutocheckpoint) + ")"
-	if writer, err = sql.Open("sqlite", writerDSN); err != nil {
+	if writer, err = openCounted(writerDSN, counts, false); err != nil {
 		return nil, nil, err
 	}
-	if reader, err = sql.Open("sqlite", base+"&_pragma=query_only(1)"); err != nil {
+	if reader, err = openCounted(base+"&_pragma=query_only(1)", counts, false); err != nil {
 		writer.Close()
 		return nil, nil, err
 	}
 	return writer, reader, nil
 }
 
-func openPostgres(source string, sent *atomic.Int64, _ bool, dial pgconn.DialFunc) (writer, reader *sql.DB, err error) {
+func openPostgres(source string, counts *statementCounts, _ bool, dial pgconn.DialFunc) (writer, reader *sql.DB, err error) {
 	cfg, err := pgx.ParseConfig(source)
 	if err != nil {
 		// pgx's message may quote the URL, password and all.
 		return nil, nil, fmt.Errorf("the database URL %s does not parse", Redact(source))
 	}
-	cfg.Tracer = statementCounter{sent}
+	cfg.Tracer = statementCounter{counts}
 	if dial != nil {
 		cfg.DialFunc = dial
 	}
@@ -166,11 +165,11 @@ func openPostgres(source string, sent *atomic.Int64, _ bool, dial pgconn.DialFun
 
 // statementCounter counts the statements pgx sends, prepared or not: what
 // an idle client costs the database is measured by it.
-type statementCounter struct{ n *atomic.Int64 }
+type statementCounter struct{ counts *statementCounts }
 
 func (c statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	if c.n != nil {
-		c.n.Add(1)
+	if c.counts != nil {
+		c.counts.add(ctx)
 	}
 	return ctx
 }

@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -135,7 +134,7 @@ func (e *eventIDs) recordExact(conn *sql.Conn) error {
 	if e.next == 0 || e.next-1 >= e.recorded {
 		return nil
 	}
-	_, err := conn.ExecContext(context.Background(), `UPDATE meta SET value = ? WHERE key = 'event_ids' AND value = ?`,
+	_, err := conn.ExecContext(upkeepCtx, `UPDATE meta SET value = ? WHERE key = 'event_ids' AND value = ?`,
 		strconv.FormatInt(e.next-1, 10), strconv.FormatInt(e.recorded, 10))
 	return err
 }

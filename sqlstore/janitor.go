@@ -86,6 +86,7 @@ func (db *DB) DeleteExpired(ctx context.Context) (Swept, error) {
 
 // RunJanitor deletes expired rows every interval until ctx ends.
 func (db *DB) RunJanitor(ctx context.Context, interval time.Duration) {
+	ctx = withUpkeep(ctx)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -201,6 +201,7 @@ const schedulerIdle = time.Minute
 
 // RunScheduler fires scheduled messages when they are due until ctx ends.
 func (db *DB) RunScheduler(ctx context.Context) {
+	ctx = withUpkeep(ctx)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {

@@ -67,7 +67,7 @@ func (w *writerConn) prepare(query string) (*sql.Stmt, error) {
 func (w *writerConn) dataVersion() (int64, error) {
 	var v uint32
 	err := w.conn.Raw(func(dc any) error {
-		fc, ok := dc.(sqlite.FileControl)
+		fc, ok := unwrap(dc).(sqlite.FileControl)
 		if !ok {
 			return fmt.Errorf("the SQLite driver gives no file control")
 		}
@@ -83,7 +83,7 @@ func (w *writerConn) dataVersion() (int64, error) {
 func (w *writerConn) pagesWritten() int64 {
 	var n int
 	w.conn.Raw(func(dc any) error {
-		if s, ok := dc.(sqlite.DBStatus); ok {
+		if s, ok := unwrap(dc).(sqlite.DBStatus); ok {
 			n, _, _ = s.Status(sqlite.DBStatusCacheWrite, true)
 		}
 		return nil
@@ -146,7 +146,7 @@ func (t *ownTx) Commit() error {
 	t.done = true
 	_, err := t.w.commit.ExecContext(t.ctx)
 	if err != nil {
-		t.w.rollback.ExecContext(context.Background()) // "no transaction is active" if it ended
+		t.w.rollback.ExecContext(t.ctx) // "no transaction is active" if it ended
 	}
 	return err
 }
@@ -158,7 +158,7 @@ func (t *ownTx) Rollback() error {
 		return sql.ErrTxDone
 	}
 	t.done = true
-	_, err := t.w.rollback.ExecContext(context.Background())
+	_, err := t.w.rollback.ExecContext(t.ctx)
 	if err != nil && isNoTransaction(err) {
 		return nil
 	}
