@@ -120,6 +120,23 @@ func (m *Metrics) Handler() http.Handler {
 	return mux
 }
 
+// CountStatements serves what counts returns as
+// tidings_database_statements_total, by whom the statements were for:
+// clients (requests, and the reads and writes they make) or upkeep (the
+// server's own: janitor, scheduler, checkpoints). What idle clients cost
+// the database is the first's growth while they wait. Call it once.
+func (m *Metrics) CountStatements(counts func() (clients, upkeep int64)) {
+	help := "Statements the store sent to its database (prepared or not, and each BEGIN, COMMIT and ROLLBACK), by whom they were for: clients (requests and the reads and writes they make) or upkeep (janitor, scheduler, checkpoints, migrations)."
+	m.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tidings_database_statements_total", Help: help, ConstLabels: prometheus.Labels{"for": "clients"},
+		}, func() float64 { c, _ := counts(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tidings_database_statements_total", Help: help, ConstLabels: prometheus.Labels{"for": "upkeep"},
+		}, func() float64 { _, u := counts(); return float64(u) }),
+	)
+}
+
 // DeliveryOpened counts a held poll or an open stream.
 func (m *Metrics) DeliveryOpened(transport string) { m.open.WithLabelValues(transport).Inc() }
 

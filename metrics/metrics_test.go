@@ -51,6 +51,7 @@ func TestMetricsText(t *testing.T) {
 		// millisecond of valid_from before it.
 		{ValidFrom: now.Add(-5 * time.Millisecond), Committed: now.Add(-150 * time.Microsecond)},
 	})
+	m.CountStatements(func() (int64, int64) { return 12, 7 })
 	m.BatchCommitted(3, 2*time.Millisecond)
 	m.PublishCommitted(5 * time.Millisecond)
 	m.JanitorRun(nil)
@@ -78,6 +79,8 @@ func TestMetricsText(t *testing.T) {
 		`tidings_janitor_runs_total{result="error"} 1`,
 		`tidings_scheduler_runs_total{result="ok"} 1`,
 		`tidings_scheduled_fired_total 4`,
+		`tidings_database_statements_total{for="clients"} 12`,
+		`tidings_database_statements_total{for="upkeep"} 7`,
 		`tidings_database_errors_total{kind="unavailable"} 1`,
 	} {
 		if !strings.Contains(text, line+"\n") {

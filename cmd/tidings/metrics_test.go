@@ -111,6 +111,10 @@ func TestServeMetrics(t *testing.T) {
 	waitMetric(t, metricsURL, `tidings_deliveries_open{transport="sse"}`, is(1))
 	before := scrapeMetrics(t, metricsURL)
 	publishes, _ := metricValue(before, "tidings_publish_commit_seconds_count")
+	statements, ok := metricValue(before, `tidings_database_statements_total{for="clients"}`)
+	if !ok {
+		t.Fatalf("no statements for clients counted:\n%s", before)
+	}
 	// The first poll took the demo's messages.
 	polledBefore, _ := metricValue(before, `tidings_messages_delivered_total{transport="poll"}`)
 
@@ -143,6 +147,13 @@ func TestServeMetrics(t *testing.T) {
 	after := scrapeMetrics(t, metricsURL)
 	if n, _ := metricValue(after, "tidings_publish_commit_seconds_count"); n != publishes+1 {
 		t.Errorf("publish-to-commit observations went from %v to %v, want one more", publishes, n)
+	}
+	// A publish is its transaction's BEGIN and COMMIT and the writes between.
+	if n, _ := metricValue(after, `tidings_database_statements_total{for="clients"}`); n < statements+3 {
+		t.Errorf("statements for clients went from %v to %v over a publish, want 3 more at least", statements, n)
+	}
+	if _, ok := metricValue(after, `tidings_database_statements_total{for="upkeep"}`); !ok {
+		t.Errorf("no statements counted as upkeep:\n%s", after)
 	}
 	if n, _ := metricValue(after, "tidings_commit_batch_writes_count"); n < 1 {
 		t.Errorf("no group commit observed:\n%s", after)

@@ -77,6 +77,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if pm != nil {
+		pm.CountStatements(db.StatementCounts)
+	}
 
 	var demo *demoSetup
 	if c.Demo {
