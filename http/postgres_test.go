@@ -8,10 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,45 +54,10 @@ func WithPostgres(tb testing.TB) Option {
 	return func(s *TestServer) { s.DB.Path = u.String() }
 }
 
-// A held poll costs the database nothing while it waits: with 1,000 polls
-// held, not one statement reaches PostgreSQL until a message commits.
+// The same on PostgreSQL, where other nodes may share the database (see
+// testIdlePollsSendNoStatements).
 func TestIdlePollsSendNoStatementsToPostgres(t *testing.T) {
-	reads := &countedMessages{}
-	s := MustOpenServer(t, WithPostgres(t), func(s *TestServer) {
-		reads.MessageService = s.DB
-		s.messages = reads
-	})
-	_, alice := s.MustCreateUser(t, "alice", true)
-	bob, bobToken := s.MustCreateUser(t, "bob", false)
-	start := s.MustPoll(t, bobToken, "timeout=0").Cursor
-	const polls = 1000
-	s.PollTimeout = 10 * time.Minute // longer than any window measured
-	answers := make([]<-chan heldPoll, polls)
-	for i := range answers {
-		answers[i] = holdPollFor(t, s, "Authorization", "Bearer "+bobToken, start, "600")
-	}
-	// Held, and done with the one read each makes when it arrives.
-	waitFor(t, "1,000 held polls", func() bool { return s.Hub.WaitingFor(bob.ID) == polls && reads.n.Load() >= polls+1 })
-
-	window := 5 * time.Second
-	if v, err := time.ParseDuration(os.Getenv("TIDINGS_IDLE_WINDOW")); err == nil {
-		window = v
-	}
-	before := s.DB.Statements()
-	time.Sleep(window) // the idle time being measured, not a synchronisation
-	if idle := s.DB.Statements() - before; idle != 0 {
-		t.Fatalf("%d held polls sent %d statements to PostgreSQL in %s, want 0", polls, idle, window)
-	}
-	t.Logf("%d polls held for %s: 0 statements", polls, window)
-
-	before = s.DB.Statements()
-	s.MustPublish(t, alice, map[string]any{"recipients": []string{"bob"}, "text": "wake up"})
-	for i, got := range answers {
-		if r := <-got; r.status != 200 || !strings.Contains(string(r.body), "wake up") {
-			t.Fatalf("poll %d answered %d %s", i, r.status, r.body)
-		}
-	}
-	t.Logf("one publish and %d answers: %s statements", polls, strconv.FormatInt(s.DB.Statements()-before, 10))
+	testIdlePollsSendNoStatements(t, WithPostgres(t))
 }
 
 // twoNodes is a server (node B) on a fresh PostgreSQL database, listening
@@ -104,19 +67,7 @@ func twoNodes(tb testing.TB) (*TestServer, *sqlstore.DB, *tidings.User) {
 	tb.Helper()
 	s := MustOpenServer(tb, WithPostgres(tb))
 	s.PollTimeout = time.Minute
-	listening := make(chan struct{})
-	var once sync.Once
-	l := &sqlstore.Listener{URL: s.DB.Path, Node: s.DB.Node, Notifier: s.Hub, Resync: s.Hub.WakeAll,
-		Connected: func(c bool) {
-			if c {
-				once.Do(func() { close(listening) })
-			}
-		}, Logger: slog.New(slog.DiscardHandler)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { l.Run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
-	<-listening
+	listen(tb, s, nil)
 
 	a := sqlstore.NewDB(s.DB.Path)
 	a.Logger = slog.New(slog.DiscardHandler)
@@ -129,6 +80,27 @@ func twoNodes(tb testing.TB) (*TestServer, *sqlstore.DB, *tidings.User) {
 		tb.Fatal(err)
 	}
 	return s, a, publisher
+}
+
+// listen runs a Listener for the server's node until the test ends, as
+// serve does on PostgreSQL, and returns once it listens. With store, it
+// tells that store of other nodes' commits, and the store keeps inboxes in
+// memory while it listens.
+func listen(tb testing.TB, s *TestServer, store *sqlstore.DB) {
+	tb.Helper()
+	listening := make(chan struct{})
+	var once sync.Once
+	l := &sqlstore.Listener{URL: s.DB.Path, Node: s.DB.Node, Store: store, Notifier: s.Hub, Resync: s.Hub.WakeAll,
+		Connected: func(c bool) {
+			if c {
+				once.Do(func() { close(listening) })
+			}
+		}, Logger: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	<-listening
 }
 
 // A poll held on node B is answered by a message committed on node A.
@@ -181,15 +153,4 @@ func BenchmarkWakeUpAcrossNodes(b *testing.B) {
 	}
 	b.StopTimer()
 	report(b, "commit-on-A-to-answer-on-B", wake)
-}
-
-// countedMessages counts the reads of the message store.
-type countedMessages struct {
-	tidings.MessageService
-	n atomic.Int64
-}
-
-func (c *countedMessages) FindMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
-	defer c.n.Add(1)
-	return c.MessageService.FindMessages(ctx, userID, since, limit)
 }

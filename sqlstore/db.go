@@ -121,6 +121,7 @@ type DB struct {
 	checkpoints *checkpointer // SQLite: checkpoints the log off the writer
 	eventIDs    eventIDs      // the writer's, see eventIDs
 	inboxReads  atomic.Int64  // FindMessages answered from inboxes
+	storedRead  func()        // tests: run after a read from the database, before it seeds an inbox
 	guarded     atomic.Bool   // the last batch had a failing write: use savepoints
 	// What the SQLite writer keeps from batch to batch, as of the data
 	// version keptVersion (see writerConn.dataVersion): the lookups of

@@ -116,8 +116,17 @@ func (db *DB) FindStoredMessages(ctx context.Context, userID int64, since *tidin
 	if err != nil {
 		return nil, err
 	}
-	return db.findStoredMessages(ctx, userID, since, limit)
+	batch, _, err := db.findStoredMessages(ctx, userID, since, limit)
+	return batch, err
 }
+
+// OnStoredRead runs f after each read from the database, before the read
+// may leave an inbox at the head it found; nil stops it.
+func (db *DB) OnStoredRead(f func()) { db.storedRead = f }
+
+// DropInbox forgets a user's inbox in memory, as a transaction that ends
+// their access does.
+func (db *DB) DropInbox(userID int64) { db.inboxes.drop(userID) }
 
 // InboxReads counts the FindMessages that the inboxes in memory answered.
 func (db *DB) InboxReads() int64 { return db.inboxReads.Load() }

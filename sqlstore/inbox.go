@@ -34,9 +34,20 @@ import (
 //     have), and the database would count it as missed.
 //   - A transaction that ends a user's access (a deleted user among them)
 //     forgets their inbox.
+//   - A read from the database leaves an empty inbox at the head it read,
+//     for a user who has none, so that an idle client's next poll, from
+//     that head, costs the database nothing: only if no commit, forgetting
+//     or dropping of that user's inbox came between the read's start and
+//     its end (see mark and seed). A commit the read did not see then
+//     grows the inbox as any commit does.
 type inboxes struct {
 	mu    sync.Mutex
 	users map[int64]*inbox
+
+	// gens count the changes to users: each change of a user's inbox
+	// raises gens[userID%len(gens)], one of all inboxes at once raises all.
+	gens [64]uint64
+	all  uint64
 
 	// on: inboxes may be filled and read. Always on SQLite, where only this
 	// process writes; on PostgreSQL while a Listener of this store listens.
@@ -118,6 +129,9 @@ type committed struct {
 func (c *inboxes) add(epoch uint64, commits []committed, known bool, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for _, cm := range commits {
+		c.changed(cm.userID)
+	}
 	if !known || !c.on.Load() {
 		for _, cm := range commits {
 			delete(c.users, cm.userID)
@@ -126,6 +140,7 @@ func (c *inboxes) add(epoch uint64, commits []committed, known bool, at time.Tim
 	}
 	if c.users == nil || len(c.users) >= maxInboxUsers {
 		c.users = make(map[int64]*inbox)
+		c.all++
 	}
 	for _, cm := range commits {
 		first := cm.head - int64(len(cm.list)) + 1
@@ -169,10 +184,12 @@ func (c *inboxes) forget(userIDs ...int64) {
 	c.forgets.Add(1)
 	if len(userIDs) == 0 {
 		c.users = nil
+		c.all++
 		return
 	}
 	for _, id := range userIDs {
 		delete(c.users, id)
+		c.changed(id)
 	}
 }
 
@@ -183,7 +200,46 @@ func (c *inboxes) drop(userIDs ...int64) {
 	defer c.mu.Unlock()
 	for _, id := range userIDs {
 		delete(c.users, id)
+		c.changed(id)
 	}
+}
+
+// changed counts a change of a user's inbox. The caller holds mu.
+func (c *inboxes) changed(userID int64) { c.gens[uint64(userID)%uint64(len(c.gens))]++ }
+
+// inboxMark is where the changes to a user's inbox stood.
+type inboxMark struct{ gen, all uint64 }
+
+// mark returns where the changes to a user's inbox stand, before a read
+// from the database that may seed it.
+func (c *inboxes) mark(userID int64) inboxMark {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.markOf(userID)
+}
+
+// markOf is mark for a caller that holds mu.
+func (c *inboxes) markOf(userID int64) inboxMark {
+	return inboxMark{gen: c.gens[uint64(userID)%uint64(len(c.gens))], all: c.all}
+}
+
+// seed leaves an empty inbox at head for a user who has none, after a read
+// from the database that found head there and began after mark: only if
+// the user's inbox has not changed since (a change of another user's that
+// shares the count also stops it, which costs only the seed).
+func (c *inboxes) seed(userID, head int64, m inboxMark) {
+	if !c.on.Load() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.on.Load() || c.markOf(userID) != m || c.users[userID] != nil || len(c.users) >= maxInboxUsers {
+		return
+	}
+	if c.users == nil {
+		c.users = make(map[int64]*inbox)
+	}
+	c.users[userID] = &inbox{base: head, head: head}
 }
 
 // read answers FindMessages from the user's inbox, if it knows the whole

@@ -440,3 +440,58 @@ func (f *userFeed) Notify(ids ...int64) {
 }
 
 func (f *userFeed) NotifyAccess(...int64) {}
+
+// An idle client's poll from the head it was last answered with costs the
+// database nothing, though no message came since the server started: the
+// read that found the head left an empty inbox there. But only if nothing
+// happened to the user's inbox while that read ran: a commit that came in
+// between, and the inbox it made dropped again (as an access's end drops
+// it), must not hide behind an inbox left at the older head.
+func TestAnInboxLeftByAReadHidesNoCommit(t *testing.T) {
+	db := MustOpenDB(t)
+	listenFor(t, db)
+	admin := MustCreateUser(t, db, "admin", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	ctx := context.Background()
+	start, err := db.FindMessages(ctx, bob.ID, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := db.InboxReads()
+	again, err := db.FindMessages(ctx, bob.ID, &start.Cursor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Messages) != 0 || again.Cursor != start.Cursor {
+		t.Fatalf("an idle poll from the head got %d messages, cursor %v; want none, %v", len(again.Messages), again.Cursor, start.Cursor)
+	}
+	if db.InboxReads() != read+1 {
+		t.Fatal("an idle poll from the head it was answered with read the database")
+	}
+
+	db.DropInbox(bob.ID)
+	overtaken := false
+	db.OnStoredRead(func() {
+		if overtaken {
+			return
+		}
+		overtaken = true
+		publish(t, db, admin, tidings.Publication{Recipients: []string{"bob"}, Text: "came in between"})
+		db.DropInbox(bob.ID)
+	})
+	b, err := db.FindMessages(ctx, bob.ID, &start.Cursor, 0)
+	db.OnStoredRead(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !overtaken || len(b.Messages) != 0 {
+		t.Fatalf("the overtaken read got %d messages (overtaken: %v), want none: it began before the commit", len(b.Messages), overtaken)
+	}
+	next, err := db.FindMessages(ctx, bob.ID, &b.Cursor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(next.Messages) != 1 || next.Messages[0].Text != "came in between" {
+		t.Fatalf("the poll after the overtaken read got %+v, want the message that came in between", next.Messages)
+	}
+}

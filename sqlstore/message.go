@@ -397,7 +397,18 @@ func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cur
 			return batch, nil
 		}
 	}
-	return db.findStoredMessages(ctx, userID, since, limit)
+	// An idle client's next poll comes from the head this read finds: the
+	// inbox it may leave there answers it without the database.
+	mark := db.inboxes.mark(userID)
+	batch, head, err := db.findStoredMessages(ctx, userID, since, limit)
+	if err != nil {
+		return nil, err
+	}
+	if db.storedRead != nil {
+		db.storedRead()
+	}
+	db.inboxes.seed(userID, head, mark)
+	return batch, nil
 }
 
 // readBounds checks a read's cursor and returns the number it reads after
@@ -416,24 +427,24 @@ func (db *DB) readBounds(userID int64, since *tidings.Cursor, limit int) (after 
 }
 
 // findStoredMessages is FindMessages from the database, for a cursor and
-// limit that readBounds checked.
-func (db *DB) findStoredMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
+// limit that readBounds checked. It returns the user's head too.
+func (db *DB) findStoredMessages(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (_ *tidings.MessageBatch, head int64, err error) {
 	var after int64
 	if since != nil {
 		after = since.Seq
 	}
 	stmt, err := db.rstmt(findMessagesQuery)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	rows, err := stmt.QueryContext(ctx, after, ms(db.Now()), userID, limit+1)
 	if err != nil {
-		return nil, db.translate(err)
+		return nil, 0, db.translate(err)
 	}
 	defer rows.Close()
 
 	batch := &tidings.MessageBatch{Messages: []*tidings.Message{}}
-	head, found, size, rowsRead := int64(0), false, 0, 0
+	found, size, rowsRead := false, 0, 0
 	for rows.Next() {
 		found = true
 		var (
@@ -446,7 +457,7 @@ func (db *DB) findStoredMessages(ctx context.Context, userID int64, since *tidin
 		if err := rows.Scan(&head, &seq, &eventID, &validFrom, &validUntil, &text,
 			&process, &module, &itemID, &itemName, &itemURL, &projectID, &projectName,
 			&actorID, &actorLogin, &actorName, &details, &urgent, &createdAt); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if !seq.Valid {
 			break // the LEFT JOIN found no message
@@ -485,14 +496,14 @@ func (db *DB) findStoredMessages(ctx context.Context, userID int64, since *tidin
 		}
 		if details.Valid {
 			if err := json.Unmarshal([]byte(details.String), &m.Details); err != nil {
-				return nil, fmt.Errorf("event %d details: %w", m.Event, err)
+				return nil, 0, fmt.Errorf("event %d details: %w", m.Event, err)
 			}
 		}
 		// Bounded in bytes too: the first message goes even when it alone
 		// is larger, so that a client is never stuck behind it.
 		b, err := m.MarshalJSON()
 		if err != nil {
-			return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+			return nil, 0, fmt.Errorf("encode message %s: %w", m.ID, err)
 		}
 		if size += len(b) + 1; size > tidings.MaxBatchBytes-answerEnvelope && len(batch.Messages) > 0 {
 			batch.More = true
@@ -501,17 +512,17 @@ func (db *DB) findStoredMessages(ctx context.Context, userID int64, since *tidin
 		batch.Messages = append(batch.Messages, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, db.translate(err)
+		return nil, 0, db.translate(err)
 	}
 	if rowsRead > limit {
 		batch.More = true // also when skipped rows made the batch short
 	}
 	if !found {
-		return nil, tidings.Errorf(tidings.EUNAUTHORIZED, "The user no longer exists.")
+		return nil, 0, tidings.Errorf(tidings.EUNAUTHORIZED, "The user no longer exists.")
 	}
 	if after > head {
 		// Ahead of this database: it was restored from an older copy.
-		return nil, invalidCursor()
+		return nil, 0, invalidCursor()
 	}
 	// An answer with messages ends at its last one, so that its cursor is
 	// that message's id; messages that expired after it are reported as
@@ -524,7 +535,7 @@ func (db *DB) findStoredMessages(ctx context.Context, userID int64, since *tidin
 	if since != nil {
 		batch.Missed = upTo - after - int64(len(batch.Messages))
 	}
-	return batch, nil
+	return batch, head, nil
 }
 
 // answerEnvelope is room left in a batch's byte bound for what an answer
