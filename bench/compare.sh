@@ -6,7 +6,8 @@
 #
 #   bench/compare.sh                1,000 / 5,000 / 9,000 held connections, 300 publishes in a row
 #   bench/compare.sh --quick        1,000 only, fewer samples, shorter runs: to try it
-#   bench/compare.sh --sizes 5000   other sizes (and --samples N, --duration D, --fanout N)
+#   bench/compare.sh --sizes 5000   other sizes (and --samples N, --duration D, --fanout N,
+#                                   --idle-window D: how long 1,000 idle polls are counted)
 #
 # Progress goes to standard error, the table to standard output. As tidings
 # bench gives each Tidings scenario a server of its own, each Nchan scenario
@@ -20,13 +21,15 @@ sizes=1000,5000,9000
 samples=300
 duration=3s
 fanout=2000
+idle_window=1m
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--quick) sizes=1000 samples=100 duration=1s fanout=500 ;;
+	--quick) sizes=1000 samples=100 duration=1s fanout=500 idle_window=10s ;;
 	--sizes) sizes=$2; shift ;;
 	--samples) samples=$2; shift ;;
 	--duration) duration=$2; shift ;;
 	--fanout) fanout=$2; shift ;;
+	--idle-window) idle_window=$2; shift ;;
 	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
@@ -100,7 +103,7 @@ go build -o "$tmp/tidings" ./cmd/tidings
 bench=("$tmp/tidings" bench --format tsv --samples "$samples" --duration "$duration" --fanout "$fanout")
 
 echo "== Tidings: every scenario, each on a server of its own" >&2
-"${bench[@]}" --sizes "$sizes" --scenarios held,answer,publish,fanout >"$tmp/tidings.tsv"
+"${bench[@]}" --sizes "$sizes" --scenarios held,answer,publish,fanout,idle --idle-window "$idle_window" >"$tmp/tidings.tsv"
 
 nchan() {
 	start_nginx
@@ -171,6 +174,7 @@ for p in 1 16 64; do
 done
 f_t=${tid[fanout.$fanout.rate]:-} f_n=${nch[fanout.$fanout.rate]:-}
 echo "| fan-out to $(num "$fanout") SSE subscribers: deliveries/s, p99 | ${f_t:+$(num "$f_t")/s, p99 ${tid[fanout.$fanout.p99]} ms} | ${f_n:+$(num "$f_n")/s, p99 ${nch[fanout.$fanout.p99]} ms} |"
-echo "| database queries per idle poll per minute | not measured by the bench | 0 (no database) |"
+i_t=${tid[idle.per_poll_minute]:-}
+echo "| database queries per idle poll per minute | ${i_t:+$i_t ($(num "${tid[idle.statements]}") statements for clients while $(num "${tid[idle.polls]}") long polls waited ${tid[idle.window]}, made again $(num "${tid[idle.repolls]}") times after timing out empty)} | 0 (no database) |"
 echo
 echo "For scale: \`bench/empty\`, a Go \`net/http\` server that answers each publish at once and does nothing else, answered the same load generator $(num "${emp[publish.1.rate]:-0}") / $(num "${emp[publish.16.rate]:-0}") / $(num "${emp[publish.64.rate]:-0}") publishes/s at 1 / 16 / 64 publishers, and a publish every 2 ms in p50 / p99 / max $(cells emp answer): the least a latency sample costs on this machine, a round trip that wakes an idle server and load generator."

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -44,8 +45,13 @@ type benchConfig struct {
 	samples    int
 	duration   time.Duration
 	fanout     int
-	scenarios  map[string]bool // held, publish, fanout
+	idlePolls  int             // polls of the idle scenario
+	idleWindow time.Duration   // how long the idle scenario measures
+	scenarios  map[string]bool // held, publish, fanout, answer, idle
 	tsv        bool            // print key<TAB>value lines for bench/compare.sh
+	// scenariosGiven: --scenarios was given; the default's idle is left out
+	// where it cannot run.
+	scenariosGiven bool
 
 	// target is what the scenarios run against: "tidings" or "nchan" (an
 	// nginx with Nchan, as bench/compare.sh configures it).
@@ -55,6 +61,9 @@ type benchConfig struct {
 	// process id, whose memory (with its children's) the bench reads.
 	server  string
 	pidFile string
+	// metrics, with --server, is the running Tidings' metrics URL, which
+	// the idle scenario reads.
+	metrics string
 	// login is an admin of the running Tidings, whose password is read from
 	// standard input: the bench makes its users with it.
 	login string
@@ -69,11 +78,14 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.samples, "samples", 300, "publishes per latency measurement, after a few unmeasured ones")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "how long each throughput run lasts")
 	fs.IntVar(&c.fanout, "fanout", 2000, "subscribers of the fan-out scenario")
-	scenarios := fs.String("scenarios", "held,publish,fanout", "scenarios to run: held (memory and latency), publish (publishes/s), fanout, answer (publish→answered, paced as the latency samples)")
+	fs.IntVar(&c.idlePolls, "idle-polls", 1000, "polls the idle scenario holds")
+	fs.DurationVar(&c.idleWindow, "idle-window", time.Minute, "how long the idle scenario counts statements")
+	scenarios := fs.String("scenarios", "held,publish,fanout,idle", "scenarios to run: held (memory and latency), publish (publishes/s), fanout, answer (publish→answered, paced as the latency samples), idle (database statements per idle poll per minute)")
 	format := fs.String("format", "table", "table, or tsv: one key<TAB>value line per figure")
 	fs.StringVar(&c.target, "target", "tidings", "what to measure: tidings, or with --server nchan or empty (bench/empty, publishes only; see bench/compare.sh)")
 	fs.StringVar(&c.server, "server", "", "URL of a running server to measure instead of starting one per scenario")
 	fs.StringVar(&c.pidFile, "pid-file", "", "with --server: the file holding its process id, to read its memory")
+	fs.StringVar(&c.metrics, "metrics", "", "with --server and the idle scenario: the running Tidings' metrics URL (its --metrics-addr), such as http://127.0.0.1:9090/metrics")
 	fs.StringVar(&c.login, "login", "", "with --server and Tidings: an admin's login (password on stdin), to make the bench's users")
 	if err := m.parseFlags(fs, args); err != nil {
 		return err
@@ -97,11 +109,15 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	if err := c.parseScenarios(*scenarios, *format); err != nil {
 		return err
 	}
+	fs.Visit(func(f *flag.Flag) { c.scenariosGiven = c.scenariosGiven || f.Name == "scenarios" })
 	if err := c.validateTarget(); err != nil {
 		return err
 	}
 	if c.samples < 10 || c.fanout < 1 || c.duration < 100*time.Millisecond {
 		return usagef("--samples must be at least 10, --fanout at least 1, --duration at least 100ms")
+	}
+	if c.idlePolls < 1 || c.idlePolls > 15000 || c.idleWindow < time.Second {
+		return usagef("--idle-polls must be from 1 to 15000, --idle-window at least 1s")
 	}
 	b := &bench{out: m.Stdout, cfg: c}
 	if c.login != "" {
@@ -132,6 +148,7 @@ type bench struct {
 	out          io.Writer
 	cfg          benchConfig
 	url          string
+	metricsURL   string // the server's metrics, for the idle scenario
 	pid          int
 	publishToken string
 	tokens       map[string]string // user token by login
@@ -144,7 +161,10 @@ type bench struct {
 	logins   map[string]string
 }
 
-var benchListening = regexp.MustCompile(`msg="tidings is listening".* url=(\S+)`)
+var (
+	benchListening = regexp.MustCompile(`msg="tidings is listening".* url=(\S+)`)
+	benchMetrics   = regexp.MustCompile(`msg="metrics are served".* url=(\S+)`)
+)
 
 // start makes a database with the bench's users and serves it from a
 // second process, so that the server's memory is its own.
@@ -193,7 +213,7 @@ func (b *bench) start(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	serveArgs := []string{"serve", "--addr", "127.0.0.1:0", "--db", path, "--poll-timeout", "5m"}
+	serveArgs := []string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--db", path, "--poll-timeout", "5m"}
 	cmd := exec.CommandContext(ctx, exe, serveArgs...)
 	if strings.HasSuffix(exe, ".test") {
 		// Run from the tests, the binary is the test binary, which serves
@@ -209,9 +229,16 @@ func (b *bench) start(ctx context.Context) (stop func(), err error) {
 		return nil, err
 	}
 	found := make(chan string, 1)
+	metricsURL := make(chan string, 1) // logged before the server listens
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			if m := benchMetrics.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case metricsURL <- m[1]:
+				default:
+				}
+			}
 			if m := benchListening.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case found <- m[1]:
@@ -236,6 +263,11 @@ func (b *bench) start(ctx context.Context) (stop func(), err error) {
 	case <-time.After(30 * time.Second):
 		stop()
 		return nil, fmt.Errorf("the server did not start within 30 s")
+	}
+	select {
+	case b.metricsURL = <-metricsURL:
+	default:
+		b.metricsURL = ""
 	}
 	b.pid = cmd.Process.Pid
 	return stop, nil
@@ -867,17 +899,30 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if !b.cfg.scenarios["fanout"] {
-		return nil
-	}
-	return fresh(func() error {
-		rate, p99, err := b.fanout(ctx, b.cfg.fanout, 20)
+	if b.cfg.scenarios["fanout"] {
+		err := fresh(func() error {
+			rate, p99, err := b.fanout(ctx, b.cfg.fanout, 20)
+			if err != nil {
+				return err
+			}
+			key := fmt.Sprintf("fanout.%d.", b.cfg.fanout)
+			return row("fan-out", fmt.Sprintf("%d subscribers", b.cfg.fanout), fmt.Sprintf("%.0f deliveries/s, p99 %s", rate, millis(p99)),
+				benchFigure{key + "rate", fmt.Sprintf("%.0f", rate)}, benchFigure{key + "p99", ms(p99)})
+		})
 		if err != nil {
 			return err
 		}
-		key := fmt.Sprintf("fanout.%d.", b.cfg.fanout)
-		return row("fan-out", fmt.Sprintf("%d subscribers", b.cfg.fanout), fmt.Sprintf("%.0f deliveries/s, p99 %s", rate, millis(p99)),
-			benchFigure{key + "rate", fmt.Sprintf("%.0f", rate)}, benchFigure{key + "p99", ms(p99)})
+	}
+	if !b.cfg.scenarios["idle"] {
+		return nil
+	}
+	return fresh(func() error {
+		r, err := b.idle(ctx, b.cfg.idlePolls, b.cfg.idleWindow)
+		if err != nil {
+			return err
+		}
+		size, result, figures := idleRow(b.cfg.idlePolls, b.cfg.idleWindow, r)
+		return row("idle polls", size, result, figures...)
 	})
 }
 

@@ -31,8 +31,8 @@ func (c *benchConfig) parseScenarios(scenarios, format string) error {
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scenarios, ",") {
 		s = strings.TrimSpace(s)
-		if s != "held" && s != "publish" && s != "fanout" && s != "answer" {
-			return usagef("--scenarios: %q is not held, publish, fanout or answer", s)
+		if s != "held" && s != "publish" && s != "fanout" && s != "answer" && s != "idle" {
+			return usagef("--scenarios: %q is not held, publish, fanout, answer or idle", s)
 		}
 		c.scenarios[s] = true
 	}
@@ -58,11 +58,20 @@ func (c *benchConfig) validateTarget() error {
 		}
 		c.server = strings.TrimSuffix(c.server, "/")
 	}
+	if !c.scenariosGiven && (c.target != "tidings" || c.server != "" && c.metrics == "") {
+		delete(c.scenarios, "idle") // of the default scenarios, it needs Tidings' metrics
+	}
 	switch {
 	case c.target == "nchan" && c.server == "":
 		return usagef("--target nchan needs --server, the URL of an nginx with Nchan (bench/compare.sh starts one)")
 	case c.target == "empty" && (c.server == "" || c.scenarios["held"] || c.scenarios["fanout"]):
 		return usagef("--target empty needs --server, the URL of bench/empty, and --scenarios publish or answer: it only answers")
+	case c.scenarios["idle"] && c.target != "tidings":
+		return usagef("--scenarios idle counts Tidings' database statements: leave it out with --target %s", c.target)
+	case c.scenarios["idle"] && c.server != "" && c.metrics == "":
+		return usagef("--scenarios idle with --server needs --metrics, the running Tidings' metrics URL (see serve --metrics-addr)")
+	case c.metrics != "" && c.server == "":
+		return usagef("--metrics goes with --server: the bench reads the metrics of a server it starts by itself")
 	case c.pidFile != "" && c.server == "":
 		return usagef("--pid-file goes with --server: the bench knows the pid of a server it starts")
 	case c.login != "" && (c.server == "" || c.target != "tidings"):
@@ -96,7 +105,7 @@ func (m *Main) readLoginPassword() (string, error) {
 // anew each time, as a restarted server has another, and a Tidings gets
 // the bench's users the first time.
 func (b *bench) startRunning(ctx context.Context) (stop func(), err error) {
-	b.url = b.cfg.server
+	b.url, b.metricsURL = b.cfg.server, b.cfg.metrics
 	b.pid = 0
 	if b.cfg.pidFile != "" {
 		data, err := os.ReadFile(b.cfg.pidFile)

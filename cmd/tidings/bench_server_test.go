@@ -36,6 +36,11 @@ func TestBenchTargetUsage(t *testing.T) {
 		{[]string{"--target", "empty", "--server", "http://127.0.0.1:8080", "--scenarios", "publish,held"}, "--scenarios publish"},
 		{[]string{"--target", "empty", "--server", "http://127.0.0.1:8080", "--scenarios", "publish", "--login", "admin"}, "--login goes with --server"},
 		{[]string{"--scenarios", "held,soak"}, "--scenarios"},
+		{[]string{"--target", "nchan", "--server", "http://127.0.0.1:8080", "--scenarios", "idle"}, "--scenarios idle counts Tidings'"},
+		{[]string{"--server", "http://127.0.0.1:8080", "--login", "admin", "--scenarios", "held,idle"}, "needs --metrics"},
+		{[]string{"--metrics", "http://127.0.0.1:9090/metrics"}, "--metrics goes with --server"},
+		{[]string{"--idle-polls", "0"}, "--idle-polls"},
+		{[]string{"--idle-window", "10ms"}, "--idle-window"},
 		{[]string{"--format", "csv"}, "--format"},
 	} {
 		args := append([]string{"bench"}, tc.args...)
@@ -61,11 +66,13 @@ func TestParseNchanMessageID(t *testing.T) {
 // The figures come out as key<TAB>value lines for bench/compare.sh, one
 // scenario at a time.
 func TestBenchTSV(t *testing.T) {
-	code, stdout, stderr := run(t, nil, "", "bench", "--format", "tsv", "--scenarios", "held,publish,answer", "--transports", "poll", "--sizes", "20", "--samples", "10", "--duration", "200ms")
+	code, stdout, stderr := run(t, nil, "", "bench", "--format", "tsv", "--scenarios", "held,publish,answer,idle", "--transports", "poll", "--sizes", "20", "--samples", "10", "--duration", "200ms",
+		"--idle-polls", "10", "--idle-window", "2s")
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, stderr)
 	}
-	for _, key := range []string{"held.poll.20.kb\t", "held.poll.20.p50\t", "held.poll.20.p99\t", "answer.p50\t", "answer.p99\t", "answer.max\t", "publish.1.rate\t", "publish.16.rate\t", "publish.64.rate\t"} {
+	for _, key := range []string{"held.poll.20.kb\t", "held.poll.20.p50\t", "held.poll.20.p99\t", "answer.p50\t", "answer.p99\t", "answer.max\t", "publish.1.rate\t", "publish.16.rate\t", "publish.64.rate\t",
+		"idle.per_poll_minute\t0\n", "idle.statements\t0\n", "idle.polls\t10\n", "idle.window\t2s\n", "idle.repolls\t"} {
 		if !strings.Contains(stdout, key) {
 			t.Errorf("no %q in:\n%s", key, stdout)
 		}
@@ -119,19 +126,22 @@ func TestBenchAgainstAnEmptyServer(t *testing.T) {
 }
 
 // Against a running Tidings, the bench makes its users as the admin, runs
-// the scenarios on that server and removes its users afterwards.
+// the scenarios on that server (the idle one reading its metrics) and
+// removes its users afterwards.
 func TestBenchAgainstRunningTidings(t *testing.T) {
 	env := map[string]string{"TIDINGS_DB": filepath.Join(t.TempDir(), "tidings.db")}
-	base, _, _ := serve(t, env, "--addr", "127.0.0.1:0", "--poll-timeout", "5m")
+	metricsURL := make(chan string, 1)
+	base, _, _ := serveWith(t, env, func(m *Main) { m.MetricsReady = func(u string) { metricsURL <- u } },
+		"--addr", "127.0.0.1:0", "--poll-timeout", "5m", "--metrics-addr", "127.0.0.1:0")
 	if code, _, stderr := run(t, env, "correct horse battery\n", "user", "add", "--login", "dora", "--name", "Dora", "--email", "dora@example.org", "--admin"); code != 0 {
 		t.Fatalf("user add exited %d: %s", code, stderr)
 	}
-	code, stdout, stderr := run(t, nil, "correct horse battery\n", "bench", "--server", base, "--login", "dora",
-		"--transports", "poll", "--sizes", "5", "--samples", "10", "--duration", "200ms", "--fanout", "3")
+	code, stdout, stderr := run(t, nil, "correct horse battery\n", "bench", "--server", base, "--login", "dora", "--metrics", <-metricsURL,
+		"--transports", "poll", "--sizes", "5", "--samples", "10", "--duration", "200ms", "--fanout", "3", "--idle-polls", "5", "--idle-window", "3s")
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, stderr)
 	}
-	for _, row := range []string{"running server at " + base, "held poll", "16 publishers", "fan-out"} {
+	for _, row := range []string{"running server at " + base, "held poll", "16 publishers", "fan-out", "idle polls", "5 polls, 3s  0 statements per idle poll per minute"} {
 		if !strings.Contains(stdout, row) {
 			t.Errorf("the table has no %q:\n%s", row, stdout)
 		}
