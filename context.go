@@ -1,6 +1,9 @@
 package tidings
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 type contextKey int
 
@@ -21,7 +24,19 @@ type Auth struct {
 	// System is set for the command line and start-up work on the database
 	// itself, which acts without a user and is not limited by one.
 	System bool
+
+	// Recheck, if set, is when the store wants the credential looked up
+	// again: its use is due to be recorded (a session's use extends it),
+	// or it expires. A cache that hears of every credential's end (see
+	// AccessEnds) may believe the answer until then.
+	Recheck time.Time
 }
+
+// AccessEnds tells whether whoever caches credentials hears of every end
+// of one (a logout, a revoked token, a changed or deleted user) at once,
+// and since when: heard false, or another since than a cached answer's,
+// and the answer may be stale.
+type AccessEnds func() (heard bool, since uint64)
 
 // HasScope reports whether the request may act within scope. A session may do
 // everything its user may; a token only what its scopes allow.

@@ -9,14 +9,26 @@ import (
 )
 
 // authCacheTTL bounds how long a credential is believed without asking the
-// store: a request then costs no database read to authenticate. What ends
-// a credential sooner (logout, revocation, a password or role change, a
-// deleted user) is announced through the hub's access changes, which empty
-// the cache at once.
-const authCacheTTL = 30 * time.Second
+// store, unless the store vouches that every end of one reaches the hub
+// (Server.AccessEnds): a request then costs no database read to
+// authenticate. What ends a credential sooner (logout, revocation, a
+// password or role change, a deleted user) is announced through the hub's
+// access changes, which empty the cache at once.
+//
+// When every end is heard, the answer is believed until the store wants
+// to be asked again (tidings.Auth's Recheck: the credential's use is due to
+// be recorded, at most hourly, or it expires), at most authCacheLongest:
+// an idle client that polls again every 25 s costs no database work for
+// its credential but that hourly lookup.
+const (
+	authCacheTTL     = 30 * time.Second
+	authCacheLongest = time.Hour
+)
 
-// maxAuthCache bounds the cache; when it is full it starts over.
-const maxAuthCache = 10000
+// maxAuthCache bounds the cache; when it is full it starts over. It holds
+// more credentials than one node holds connections (about 20,000 here), so
+// that idle clients are not looked up again because others crowd them out.
+const maxAuthCache = 50000
 
 // authCache remembers who holds a session or token secret.
 type authCache struct {
@@ -27,14 +39,20 @@ type authCache struct {
 
 type authEntry struct {
 	auth    *tidings.Auth
-	expires time.Time
+	expires time.Time // believed until then in any case
+	// heard: believed until until while every end is heard, since the
+	// count since that the store gave when it was cached.
+	heard bool
+	until time.Time
+	since uint64
 }
 
 func authKey(kind, secret string) [32]byte { return sha256.Sum256([]byte(kind + "\x00" + secret)) }
 
 // get returns a copy of the cached Auth for the secret, if it is fresh and
-// no credential ended since it was cached.
-func (c *authCache) get(key [32]byte, gen uint64, now time.Time) (*tidings.Auth, bool) {
+// no credential ended since it was cached; heard and since are what the
+// store says of the ends now (see tidings.AccessEnds).
+func (c *authCache) get(key [32]byte, gen uint64, now time.Time, heard bool, since uint64) (*tidings.Auth, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
@@ -42,7 +60,11 @@ func (c *authCache) get(key [32]byte, gen uint64, now time.Time) (*tidings.Auth,
 		return nil, false
 	}
 	e, ok := c.entries[key]
-	if !ok || !now.Before(e.expires) {
+	if !ok {
+		return nil, false
+	}
+	fresh := now.Before(e.expires) || e.heard && heard && since == e.since && now.Before(e.until)
+	if !fresh {
 		return nil, false
 	}
 	a := *e.auth
@@ -50,8 +72,9 @@ func (c *authCache) get(key [32]byte, gen uint64, now time.Time) (*tidings.Auth,
 }
 
 // put caches an Auth the store just confirmed, unless a credential ended
-// while it was asked (gen is the count from before the question).
-func (c *authCache) put(key [32]byte, gen uint64, auth *tidings.Auth, now time.Time) {
+// while it was asked (gen is the count from before the question; heard
+// and since what the store said of the ends before it too).
+func (c *authCache) put(key [32]byte, gen uint64, auth *tidings.Auth, now time.Time, heard bool, since uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
@@ -64,7 +87,18 @@ func (c *authCache) put(key [32]byte, gen uint64, auth *tidings.Auth, now time.T
 		c.entries = make(map[[32]byte]authEntry)
 	}
 	a := *auth
-	c.entries[key] = authEntry{auth: &a, expires: now.Add(authCacheTTL)}
+	e := authEntry{auth: &a, expires: now.Add(authCacheTTL)}
+	if !a.Recheck.IsZero() && a.Recheck.Before(e.expires) {
+		e.expires = a.Recheck
+	}
+	if heard && !a.Recheck.IsZero() {
+		e.heard, e.since = true, since
+		e.until = now.Add(authCacheLongest)
+		if a.Recheck.Before(e.until) {
+			e.until = a.Recheck
+		}
+	}
+	c.entries[key] = e
 }
 
 // authenticateCached asks the cache, then the store.
@@ -75,13 +109,18 @@ func (s *Server) authenticateCached(kind, secret string, ask func() (*tidings.Au
 	if s.Now != nil {
 		now = s.Now()
 	}
-	if a, ok := s.auths.get(key, gen, now); ok {
+	var heard bool
+	var since uint64
+	if s.AccessEnds != nil {
+		heard, since = s.AccessEnds()
+	}
+	if a, ok := s.auths.get(key, gen, now, heard, since); ok {
 		return a, nil
 	}
 	a, err := ask()
 	if err != nil {
 		return nil, err
 	}
-	s.auths.put(key, gen, a, now)
+	s.auths.put(key, gen, a, now, heard, since)
 	return a, nil
 }

@@ -3,7 +3,9 @@ package http_test
 import (
 	"encoding/json"
 	"net/http"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Credentials are cached, but nothing that ends or changes them waits for
@@ -52,4 +54,68 @@ func TestCachedCredentialsEndAtOnce(t *testing.T) {
 		t.Fatalf("demote dora: %d %s", status, b)
 	}
 	s.MustFail(t, "POST", "/api/v1/messages", dora, map[string]any{"recipients": []string{"stranger"}, "text": "as a user"}, 403, "forbidden", "recipients")
+}
+
+// While every end of a credential is heard, an idle client's credential
+// costs the database nothing until the store wants it looked up again, an
+// hour after its last recorded use: a poll made again from its cursor is
+// then no statement at all, by token or by session. When the ends are not
+// heard (a PostgreSQL node whose Listener is down), or the store began to
+// hear them afresh, the credential is believed 30 s, as before.
+func TestCachedCredentialsCostNothingWhileEveryEndIsHeard(t *testing.T) {
+	clock := newTestClock()
+	var heard atomic.Bool
+	var since atomic.Uint64
+	heard.Store(true)
+	s := MustOpenServer(t, WithClock(clock), WithAccessEnds(func() (bool, uint64) { return heard.Load(), since.Load() }))
+	_, token := s.MustCreateUser(t, "bob", false)
+	cookie := login(t, s, "bob")
+	cursor := s.MustPoll(t, token, "timeout=0").Cursor
+	clients := func() int64 { c, _ := s.DB.StatementCounts(); return c }
+	for _, by := range []struct{ what, header, value string }{
+		{"token", "Authorization", "Bearer " + token},
+		{"session", "Cookie", cookie},
+	} {
+		poll := func() {
+			t.Helper()
+			if got := <-holdPollFor(t, s, by.header, by.value, cursor, "0"); got.status != 200 {
+				t.Fatalf("poll with the %s: %d %s", by.what, got.status, got.body)
+			}
+		}
+		costs := func(what string, want bool) {
+			t.Helper()
+			before := clients()
+			poll()
+			if got := clients() - before; (got > 0) != want {
+				t.Errorf("a poll with the %s %s cost %d statements, want %s", by.what, what, got, map[bool]string{true: "some", false: "none"}[want])
+			}
+		}
+		heard.Store(true)
+		poll() // looked up, its use recorded
+		clock.Advance(10 * time.Minute)
+		costs("10 minutes later, every end heard", false)
+		clock.Advance(51 * time.Minute)
+		costs("an hour after its use was recorded", true)
+		clock.Advance(time.Minute)
+		costs("a minute after that", false)
+
+		heard.Store(false)
+		clock.Advance(time.Minute)
+		costs("a minute later, the ends no longer heard", true)
+		clock.Advance(20 * time.Second)
+		costs("20 s after that", false)
+		clock.Advance(11 * time.Second)
+		costs("31 s after that", true)
+
+		heard.Store(true)
+		clock.Advance(time.Minute)
+		costs("the ends heard again", true)
+		clock.Advance(time.Minute)
+		costs("a minute after that", false)
+		since.Add(1)
+		clock.Advance(time.Minute)
+		costs("after the store began to hear the ends afresh", true)
+		clock.Advance(time.Minute)
+		costs("a minute after that", false)
+	}
 }

@@ -92,6 +92,11 @@ type Server struct {
 	// Ping reports whether the database answers, for /healthz.
 	Ping func(context.Context) error
 
+	// AccessEnds, if set, tells whether every end of a credential reaches
+	// the hub at once (the store's AccessEnds): then a cached credential is
+	// believed until the store wants it looked up again, not 30 s.
+	AccessEnds tidings.AccessEnds
+
 	// Metrics, if set, is told of held polls, open streams and the
 	// messages delivered.
 	Metrics Metrics

@@ -54,6 +54,7 @@ type TestServer struct {
 
 	messages tidings.MessageService // in place of DB's, if set
 	logger   *slog.Logger           // the server's, in place of one that discards, if set
+	ends     tidings.AccessEnds     // in place of the store's, if set
 }
 
 // Option adjusts a test server before it opens.
@@ -66,6 +67,10 @@ func WithClock(c *testClock) Option {
 
 // WithAddr listens on addr, e.g. the address of a server that was closed.
 func WithAddr(addr string) Option { return func(s *TestServer) { s.listen = addr } }
+
+// WithAccessEnds makes the server ask f, not its store, whether every end
+// of a credential is heard.
+func WithAccessEnds(f tidings.AccessEnds) Option { return func(s *TestServer) { s.ends = f } }
 
 // WithLogger gives the server l for its logs.
 func WithLogger(l *slog.Logger) Option { return func(s *TestServer) { s.logger = l } }
@@ -105,6 +110,10 @@ func MustOpenServer(tb testing.TB, opts ...Option) *TestServer {
 	s.TodoService, s.NoteService, s.AppointmentService = s.DB, s.DB, s.DB
 	s.Server.Hub = s.Hub
 	s.Ping = s.DB.Ping
+	s.AccessEnds = s.DB.AccessEnds // as serve's
+	if s.ends != nil {
+		s.AccessEnds = s.ends
+	}
 	s.ShutdownWait = 5 * time.Second
 	if err := s.Open(); err != nil {
 		tb.Fatal(err)

@@ -23,8 +23,10 @@ var _ tidings.AuthService = (*DB)(nil)
 const sessionTouchInterval = time.Hour
 
 // tokenTouchInterval is the same for tokens, whose last use their owner
-// sees in the list of tokens: to the minute is precise enough there.
-const tokenTouchInterval = time.Minute
+// sees in the list of tokens, to the hour: a program that polls all day
+// costs the database a lookup and a write an hour (see tidings.Auth's
+// Recheck), not one a minute.
+const tokenTouchInterval = time.Hour
 
 // TokenPrefix starts every API token, so that a leaked one is recognisable.
 const TokenPrefix = "tdg_"
@@ -183,7 +185,11 @@ func (db *DB) AuthenticateSession(ctx context.Context, secret string) (*tidings.
 			return nil, err
 		}
 	}
-	return &tidings.Auth{User: &u, Session: s}, nil
+	recheck := s.LastUsedAt.Add(sessionTouchInterval)
+	if s.ExpiresAt.Before(recheck) {
+		recheck = s.ExpiresAt
+	}
+	return &tidings.Auth{User: &u, Session: s, Recheck: recheck}, nil
 }
 
 // AuthenticateToken returns the holder of an API token and records its use,
@@ -224,7 +230,19 @@ func (db *DB) AuthenticateToken(ctx context.Context, secret string) (*tidings.Au
 			return nil, err
 		}
 	}
-	return &tidings.Auth{User: &u, Token: &t}, nil
+	return &tidings.Auth{User: &u, Token: &t, Recheck: t.LastUsedAt.Add(tokenTouchInterval)}, nil
+}
+
+// AccessEnds tells whether every end of a credential reaches this process
+// at once (see tidings.AccessEnds): on SQLite, where this process is the
+// only one that writes, always; on PostgreSQL while a Listener of this
+// store listens for the other nodes' notices, since the last time it began
+// to (what was missed before that is not known).
+func (db *DB) AccessEnds() (heard bool, since uint64) {
+	if db.dialect != postgresDialect {
+		return true, 0
+	}
+	return db.inboxes.on.Load(), db.inboxes.listens.Load()
 }
 
 // tokenManager returns the caller of a call that manages tokens: a user

@@ -52,6 +52,8 @@ type inboxes struct {
 	// on: inboxes may be filled and read. Always on SQLite, where only this
 	// process writes; on PostgreSQL while a Listener of this store listens.
 	on atomic.Bool
+	// listens counts the Listener's beginnings: raised before on is set.
+	listens atomic.Uint64
 
 	// forgets counts the Listener's forgetting; the writer compares it
 	// before and after a commit.

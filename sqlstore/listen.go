@@ -234,6 +234,7 @@ func (l *Listener) listen(ctx context.Context) error {
 		// Whatever was committed while nobody listened may be missing
 		// from memory: start afresh, then let readers use it.
 		l.Store.inboxes.forget()
+		l.Store.inboxes.listens.Add(1)
 		l.Store.inboxes.on.Store(true)
 		defer func() {
 			l.Store.inboxes.on.Store(false)

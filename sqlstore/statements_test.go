@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings"
+	"github.com/tidings/tidings/sqlstore"
 )
 
 // The store counts its statements on SQLite as on PostgreSQL, apart by
@@ -59,5 +60,45 @@ func TestStatementsAreCountedForClientsAndUpkeepApart(t *testing.T) {
 	wg.Wait()
 	if c, _ := db.StatementCounts(); c != clients {
 		t.Errorf("the janitor and the scheduler counted %d statements for clients, want 0", c-clients)
+	}
+}
+
+// Every end of a credential reaches the process at once on SQLite, where
+// it is the only writer; on PostgreSQL only while its Listener listens for
+// the other nodes' notices, and a new start of listening is told apart
+// from the last: what was missed in between is not known.
+func TestAccessEndsAreHeardWhileTheListenerListens(t *testing.T) {
+	db := MustOpenDB(t)
+	heard, since := db.AccessEnds()
+	if !db.Postgres() {
+		if !heard {
+			t.Fatal("on SQLite the ends of credentials are not heard")
+		}
+		return
+	}
+	if heard {
+		t.Fatal("without a Listener, the ends of other nodes' credentials are heard")
+	}
+	for round := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		up := make(chan bool, 4)
+		l := &sqlstore.Listener{URL: db.Path, Node: db.Node, Store: db, Connected: func(c bool) { up <- c }}
+		var wg sync.WaitGroup
+		wg.Go(func() { l.Run(ctx) })
+		select {
+		case <-up:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the listener did not connect")
+		}
+		h, s := db.AccessEnds()
+		if !h || s == since {
+			t.Errorf("round %d, listening: heard %v since %d, want heard since other than %d", round, h, s, since)
+		}
+		since = s
+		cancel()
+		wg.Wait()
+		if h, _ := db.AccessEnds(); h {
+			t.Errorf("round %d: the ends are heard after the Listener stopped", round)
+		}
 	}
 }

@@ -125,6 +125,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if pm != nil {
 		srv.Metrics = pm
 	}
+	srv.AccessEnds = db.AccessEnds
 	if db.Postgres() {
 		srv.TellLoginFailure = db.TellLoginFailure
 	}
