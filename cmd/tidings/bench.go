@@ -159,6 +159,9 @@ type bench struct {
 	password string
 	admin    *http.Client // the admin's session
 	logins   map[string]string
+	// userPassword is the password of the bench's users, with which the
+	// idle scenario logs its user in to make a token per poll.
+	userPassword string
 }
 
 var (
@@ -183,7 +186,8 @@ func (b *bench) start(ctx context.Context) (stop func(), err error) {
 		return nil, err
 	}
 	sys := tidings.NewSystemContext(ctx)
-	hash, err := sqlstore.HashPassword("bench-password")
+	b.userPassword = "bench-password"
+	hash, err := sqlstore.HashPassword(b.userPassword)
 	if err != nil {
 		return nil, err
 	}
@@ -320,8 +324,13 @@ type pollAnswer struct {
 }
 
 func (b *bench) poll(ctx context.Context, login, query string) (pollAnswer, error) {
+	return b.pollWith(ctx, b.tokens[login], query)
+}
+
+// pollWith is poll with a token of the caller's.
+func (b *bench) pollWith(ctx context.Context, token, query string) (pollAnswer, error) {
 	var p pollAnswer
-	resp, err := b.request(ctx, "GET", "/api/v1/poll?"+query, b.tokens[login], "")
+	resp, err := b.request(ctx, "GET", "/api/v1/poll?"+query, token, "")
 	if err != nil {
 		return p, err
 	}

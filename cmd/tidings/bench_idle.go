@@ -11,11 +11,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tidings/tidings"
 )
 
 // The idle scenario: what idle clients cost the database. It holds polls of
-// the idle user for a window, each made again with its answer's cursor when
-// it times out empty, as an idle browser's are, and reads off the server's
+// the idle user for a window, each with a token of its own, as each browser
+// has its session, and each made again with its answer's cursor when it
+// times out empty, as an idle browser's are, and reads off the server's
 // metrics the statements its store sent to the database for clients
 // meanwhile (tidings_database_statements_total{for="clients"}): the
 // server's own upkeep (janitor, scheduler, checkpoints) is counted apart and
@@ -44,24 +47,28 @@ func (b *bench) idle(parent context.Context, polls int, window time.Duration) (i
 	if b.metricsURL == "" {
 		return res, fmt.Errorf("the idle scenario reads the server's metrics, and the bench knows no metrics URL")
 	}
+	tokens, err := b.idleTokens(parent, polls)
+	if err != nil {
+		return res, err
+	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	repoll := strconv.Itoa(int(idleRepoll(window) / time.Second))
 	var measuring atomic.Bool
 	var repolls, failed atomic.Int64
 	var first sync.WaitGroup // every poll has its first answer, and a cursor
-	first.Add(polls)
+	first.Add(len(tokens))
 	var wg sync.WaitGroup
-	for range polls {
+	for _, token := range tokens {
 		wg.Go(func() {
-			p, err := b.poll(ctx, "idle", "timeout=0")
+			p, err := b.pollWith(ctx, token, "timeout=0")
 			first.Done()
 			if err != nil {
 				failed.Add(1)
 				return
 			}
 			for cursor := p.Cursor; ctx.Err() == nil; cursor = p.Cursor {
-				if p, err = b.poll(ctx, "idle", "timeout="+repoll+"&since="+url.QueryEscape(cursor)); err != nil {
+				if p, err = b.pollWith(ctx, token, "timeout="+repoll+"&since="+url.QueryEscape(cursor)); err != nil {
 					if ctx.Err() == nil {
 						failed.Add(1)
 					}
@@ -120,6 +127,22 @@ func (b *bench) idle(parent context.Context, polls int, window time.Duration) (i
 	}
 	res.statements, res.repolls = int64(after-before), repolls.Load()
 	return res, nil
+}
+
+// idleTokens makes n tokens of the idle user, logged in as them. On a
+// running Tidings they go with the user when the bench removes it.
+func (b *bench) idleTokens(ctx context.Context, n int) ([]string, error) {
+	session, err := b.session(ctx, b.loginOf("idle"), b.userPassword)
+	if err != nil {
+		return nil, err
+	}
+	tokens := make([]string, n)
+	for i := range tokens {
+		if tokens[i], err = b.apiToken(ctx, session, tidings.ScopeUser); err != nil {
+			return nil, err
+		}
+	}
+	return tokens, nil
 }
 
 // metric reads one series of the server's metrics, such as

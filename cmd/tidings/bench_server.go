@@ -181,6 +181,7 @@ func (b *bench) makeUsers(ctx context.Context) error {
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
 	password := hex.EncodeToString(suffix) + "-bench-password"
+	b.userPassword = password
 	b.tokens, b.logins = map[string]string{}, map[string]string{}
 	for _, name := range []string{"idle", "target", "sink", "fan"} {
 		login := "bench-" + hex.EncodeToString(suffix) + "-" + name
@@ -238,7 +239,7 @@ func (b *bench) apiCall(ctx context.Context, c *http.Client, method, path string
 		data, _ := json.Marshal(body)
 		r = strings.NewReader(string(data))
 	}
-	req, err := http.NewRequestWithContext(ctx, method, b.cfg.server+path, r)
+	req, err := http.NewRequestWithContext(ctx, method, b.url+path, r)
 	if err != nil {
 		return err
 	}
