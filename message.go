@@ -237,4 +237,10 @@ type Hub interface {
 	// waiter is registered, a credential may have ended in between, unseen
 	// by the waiter, and the request checks its own again.
 	AccessChanges() uint64
+
+	// AccessChangesFor counts what may have ended one user's credentials:
+	// the calls of NotifyAccess that named them (the count may be shared
+	// with other users) and whatever concerns everyone. A credential cache
+	// believes an answer about the user while it stands still.
+	AccessChangesFor(userID int64) uint64
 }

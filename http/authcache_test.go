@@ -119,3 +119,39 @@ func TestCachedCredentialsCostNothingWhileEveryEndIsHeard(t *testing.T) {
 		costs("a minute after that", false)
 	}
 }
+
+// An end of one user's credential sends that user's clients back to the
+// store, not everybody's: a logout somewhere costs the other idle clients
+// nothing.
+func TestAnEndOfOneUsersCredentialLeavesTheOthersCached(t *testing.T) {
+	s := MustOpenServer(t)
+	_, bobToken := s.MustCreateUser(t, "bob", false)
+	s.MustCreateUser(t, "alice", false)
+	cursor := s.MustPoll(t, bobToken, "timeout=0").Cursor
+	clients := func() int64 { c, _ := s.DB.StatementCounts(); return c }
+	poll := func() int64 {
+		t.Helper()
+		before := clients()
+		if got := <-holdPollFor(t, s, "Authorization", "Bearer "+bobToken, cursor, "0"); got.status != 200 {
+			t.Fatalf("bob's poll: %d %s", got.status, got.body)
+		}
+		return clients() - before
+	}
+	poll()
+
+	alice := login(t, s, "alice")
+	if status, _ := doCookie(t, s, "POST", "/api/v1/logout", alice, nil); status != http.StatusNoContent {
+		t.Fatalf("alice's logout: %d", status)
+	}
+	if n := poll(); n != 0 {
+		t.Errorf("after alice logged out, bob's poll cost %d statements, want 0", n)
+	}
+
+	other := login(t, s, "bob")
+	if status, _ := doCookie(t, s, "POST", "/api/v1/logout", other, nil); status != http.StatusNoContent {
+		t.Fatalf("bob's logout of another session: %d", status)
+	}
+	if n := poll(); n == 0 {
+		t.Error("after one of bob's sessions ended, his token was believed without asking the store")
+	}
+}

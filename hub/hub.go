@@ -17,7 +17,12 @@ const shardCount = 64
 type Hub struct {
 	shards  [shardCount]shard
 	waiting atomic.Int64
-	access  atomic.Uint64 // calls of NotifyAccess
+	access  atomic.Uint64 // calls of NotifyAccess and WakeAll
+
+	// userAccess counts NotifyAccess's users, userID%len(userAccess)
+	// each; resyncs counts WakeAll, which concerns everyone.
+	userAccess [1024]atomic.Uint64
+	resyncs    atomic.Uint64
 }
 
 type shard struct {
@@ -94,7 +99,13 @@ func (h *Hub) Notify(userIDs ...int64) {
 // again. It returns once every one was told, so an Access always comes before
 // the Wake of a later Notify.
 func (h *Hub) NotifyAccess(userIDs ...int64) {
+	// The count of all first: a cache that reads a user's count, then the
+	// count of all unchanged since before it asked, knows that no change
+	// it has not counted came in between.
 	h.access.Add(1)
+	for _, id := range userIDs {
+		h.userAccess[uint64(id)%uint64(len(h.userAccess))].Add(1)
+	}
 	h.signal(userIDs, tidings.SignalAccess)
 }
 
@@ -118,7 +129,8 @@ func (h *Hub) signal(userIDs []int64, sig tidings.Signal) {
 // when wake-ups may have been lost, such as a dropped connection to the
 // other nodes. It costs every waiter one read.
 func (h *Hub) WakeAll() {
-	h.access.Add(1)
+	h.access.Add(1) // first, as in NotifyAccess
+	h.resyncs.Add(1)
 	var ws []*waiter
 	for i := range h.shards {
 		s := &h.shards[i]
@@ -135,8 +147,14 @@ func (h *Hub) WakeAll() {
 	}
 }
 
-// AccessChanges counts the calls of NotifyAccess.
+// AccessChanges counts the calls of NotifyAccess (and of WakeAll).
 func (h *Hub) AccessChanges() uint64 { return h.access.Load() }
+
+// AccessChangesFor counts the calls of NotifyAccess that named userID (or
+// a user who shares its count) and of WakeAll.
+func (h *Hub) AccessChangesFor(userID int64) uint64 {
+	return h.resyncs.Load() + h.userAccess[uint64(userID)%uint64(len(h.userAccess))].Load()
+}
 
 // Waiting returns how many waiters are registered.
 func (h *Hub) Waiting() int64 { return h.waiting.Load() }

@@ -199,3 +199,26 @@ func TestWakeAllSignalsEveryWaiterBothWays(t *testing.T) {
 		t.Fatal("WakeAll did not count as an access change")
 	}
 }
+
+// A user's access changes count the ends that named them and whatever
+// concerns everyone, not the ends of other users'.
+func TestAccessChangesForAUser(t *testing.T) {
+	h := hub.New()
+	bob, alice := h.AccessChangesFor(5), h.AccessChangesFor(6)
+	all := h.AccessChanges()
+	h.NotifyAccess(5)
+	if h.AccessChangesFor(5) == bob {
+		t.Error("an end of bob's credential did not count for bob")
+	}
+	if h.AccessChangesFor(6) != alice {
+		t.Error("an end of bob's credential counted for alice")
+	}
+	if h.AccessChanges() == all {
+		t.Error("an end of bob's credential did not count for all")
+	}
+	alice = h.AccessChangesFor(6)
+	h.WakeAll()
+	if h.AccessChangesFor(6) == alice {
+		t.Error("WakeAll did not count for alice")
+	}
+}
