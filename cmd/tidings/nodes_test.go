@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -359,6 +360,75 @@ func TestNodesShareSessionsAndEndThem(t *testing.T) {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("logout on A left the stream on B open")
+	}
+	// B believed the session (it opened the stream with it), and refuses
+	// it at its very next request: the end came to B at once.
+	me, err := client.Get(b.url + "/api/v1/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	me.Body.Close()
+	if me.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the session ended on A got %d on B, want 401", me.StatusCode)
+	}
+}
+
+// A token that B has cached, revoked on A, is refused by B at once: B
+// believes cached credentials beyond 30 s only while it hears every end.
+func TestNodesEndCachedTokensAtOnce(t *testing.T) {
+	db := freshDatabase(t)
+	nodesOffice(t, db, "bob")
+	a, b := startNode(t, db), startNode(t, db)
+	jar, _ := cookiejar.New(nil)
+	session := &http.Client{Jar: jar}
+	resp, err := session.Post(a.url+"/api/v1/login", "application/json", strings.NewReader(`{"login":"bob","password":"password1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = session.Post(a.url+"/api/v1/tokens", "application/json", strings.NewReader(`{"name":"script"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		ID    int64
+		Token string
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || tok.Token == "" {
+		t.Fatalf("create a token on A: %d", resp.StatusCode)
+	}
+	me := func() int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", b.url+"/api/v1/me", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := me(); got != 200 {
+		t.Fatalf("the token on B: %d", got)
+	}
+	req, _ := http.NewRequest("DELETE", a.url+"/api/v1/tokens/"+strconv.FormatInt(tok.ID, 10), nil)
+	resp, err = session.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("revoke on A: %d", resp.StatusCode)
+	}
+	// The notice reaches B within moments of the commit, not 30 s.
+	deadline := time.Now().Add(5 * time.Second)
+	for me() != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("B still believed the token revoked on A 5 s later")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
