@@ -122,6 +122,7 @@ type DB struct {
 	eventIDs    eventIDs      // the writer's, see eventIDs
 	inboxReads  atomic.Int64  // FindMessages answered from inboxes
 	storedRead  func()        // tests: run after a read from the database, before it seeds an inbox
+	commits     atomic.Int64  // batches committed, but those of janitor rounds alone
 	guarded     atomic.Bool   // the last batch had a failing write: use savepoints
 	// What the SQLite writer keeps from batch to batch, as of the data
 	// version keptVersion (see writerConn.dataVersion): the lookups of
@@ -899,7 +900,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	var deliveries []delivery
 	var events []any
 	var commits []committed
-	scheduled, swept := false, false
+	scheduled, swept, allSwept := false, false, true
 	ran := 0
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
@@ -957,6 +958,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		events = append(events, tx.newEvents...)
 		scheduled = scheduled || tx.scheduled
 		swept = swept || tx.swept
+		allSwept = allSwept && tx.swept
 	}
 	if ran == 0 {
 		sqlTx.Rollback()
@@ -1004,6 +1006,9 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		return false, false, db.inDoubt(batch, notify, err), nil
 	}
 	stmts.ids.committed()
+	if !allSwept {
+		db.commits.Add(1) // the janitor's next round has something to look at
+	}
 	db.metrics().BatchCommitted(ran, time.Since(began))
 	db.recipients = db.keptRecipients(stmts.recipients)
 	if db.dialect != postgresDialect {

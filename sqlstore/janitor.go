@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"time"
 )
 
@@ -84,28 +85,70 @@ func (db *DB) DeleteExpired(ctx context.Context) (Swept, error) {
 	}
 }
 
-// RunJanitor deletes expired rows every interval until ctx ends.
+// janitorLongest is the longest the janitor leaves the database alone.
+const janitorLongest = time.Hour
+
+// RunJanitor deletes expired rows every interval until ctx ends. A round
+// that can find nothing is left out: when nothing was committed since the
+// last one (but the janitor's own deletes) and nothing it knows of expires
+// before now, an idle server costs the database nothing for its janitor.
+// What another node stored is found by the next round, at the latest
+// janitorLongest after the last.
 func (db *DB) RunJanitor(ctx context.Context, interval time.Duration) {
 	ctx = withUpkeep(ctx)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last time.Time // of the last round that ran
+	seen := int64(-1)  // db.commits when it began
+	var next time.Time // the earliest expiry it left, zero if none
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		now := db.Now()
+		if db.commits.Load() == seen && (next.IsZero() || now.Before(next)) && now.Sub(last) < janitorLongest {
+			continue
+		}
+		seen, last = db.commits.Load(), now
 		swept, err := db.DeleteExpired(ctx)
 		if err != nil {
+			seen = -1 // the next round runs
 			if ctx.Err() == nil {
 				db.metrics().JanitorRun(err)
 				db.Logger.Error("janitor", "err", err)
 			}
 			continue
 		}
+		if next, err = db.nextExpiry(ctx); err != nil {
+			seen = -1
+			if ctx.Err() == nil {
+				db.Logger.Error("janitor: read the next expiry", "err", err)
+			}
+		}
 		db.metrics().JanitorRun(nil)
 		if swept != (Swept{}) {
 			db.Logger.Debug("janitor", "messages", swept.Messages, "events", swept.Events, "pending", swept.Pending, "sessions", swept.Sessions)
 		}
 	}
+}
+
+// nextExpiry returns the earliest expiry of a message, an event or a
+// session (each through an index on it), zero if none. Scheduled messages
+// that can no longer be delivered are left to the rounds that run anyway.
+func (db *DB) nextExpiry(ctx context.Context) (time.Time, error) {
+	stmt, err := db.rstmt(`SELECT MIN(t) FROM (SELECT MIN(valid_until) AS t FROM messages
+		UNION ALL SELECT MIN(expires_at) FROM events UNION ALL SELECT MIN(expires_at) FROM sessions) AS x`)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var next sql.NullInt64
+	if err := stmt.QueryRowContext(ctx).Scan(&next); err != nil {
+		return time.Time{}, db.translate(err)
+	}
+	if !next.Valid {
+		return time.Time{}, nil
+	}
+	return fromMS(next.Int64), nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings"
+	"github.com/tidings/tidings/sqlstore"
 )
 
 // A message whose event is already gone — the janitor took it by a later
@@ -127,5 +128,83 @@ func TestJanitorNeverLeavesAMessageWithoutItsEvent(t *testing.T) {
 		if m.Text == "" {
 			t.Fatalf("a blank message was delivered: %+v", m)
 		}
+	}
+}
+
+// An idle server costs the database nothing for its upkeep: the janitor
+// leaves out rounds that can find nothing (no commit since the last, and
+// nothing it knows of expiring yet), and the scheduler, which hears of
+// every change of the schedule, sleeps until what is due. A commit, or an
+// expiry coming due, brings the janitor back.
+func TestAnIdleServersUpkeepCostsTheDatabaseNothing(t *testing.T) {
+	clock := newTestClock()
+	rec := &recorder{}
+	db := MustOpenDB(t, withClock(clock), func(db *sqlstore.DB) { db.Metrics = rec })
+	admin := MustCreateUser(t, db, "admin", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	upkeep := func() int64 { _, u := db.StatementCounts(); return u }
+	rounds := func() int { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.janitor) }
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { db.RunJanitor(ctx, time.Millisecond) })
+	wg.Go(func() { db.RunScheduler(ctx) })
+	// still waits until the upkeep count stands for 200 janitor ticks, and
+	// returns what it went up by meanwhile.
+	still := func(what string) int64 {
+		t.Helper()
+		from, deadline := upkeep(), time.Now().Add(10*time.Second)
+		for last := from; ; {
+			time.Sleep(200 * time.Millisecond)
+			now := upkeep()
+			if now == last {
+				return now - from
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the upkeep kept sending statements for 10 s", what)
+			}
+			last = now
+		}
+	}
+	still("at the start")
+	before, ran := upkeep(), rounds()
+	time.Sleep(300 * time.Millisecond) // 300 janitor ticks of an idle server
+	if n := upkeep() - before; n != 0 {
+		t.Fatalf("an idle server's janitor and scheduler sent %d statements in 300 ticks, want 0", n)
+	}
+	if rounds() != ran {
+		t.Fatalf("the janitor ran %d rounds on an idle server", rounds()-ran)
+	}
+
+	ran = rounds()
+	publish(t, db, admin, tidings.Publication{Recipients: []string{"bob"}, Text: "short-lived", TTL: time.Minute})
+	still("after a publish")
+	if rounds() == ran {
+		t.Fatal("the janitor did not look again after a commit")
+	}
+	ran = rounds()
+	time.Sleep(100 * time.Millisecond)
+	if rounds() != ran {
+		t.Fatalf("the janitor ran %d rounds after one that found nothing, with nothing committed", rounds()-ran)
+	}
+	clock.Advance(2 * time.Minute)
+	still("after the message expired")
+	if rounds() == ran {
+		t.Fatal("the janitor did not look again when the message expired")
+	}
+	ctxBob := as(bob)
+	b, err := db.FindStoredMessages(ctxBob, bob.ID, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Messages) != 0 {
+		t.Fatalf("bob still has %d messages", len(b.Messages))
+	}
+	var left int
+	if err := rawDB(t, db).QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Fatalf("%d expired messages left in the database", left)
 	}
 }

@@ -247,6 +247,11 @@ func (l *Listener) listen(ctx context.Context) error {
 	if l.Resync != nil {
 		l.Resync()
 	}
+	if l.Scheduled != nil {
+		// What other nodes scheduled while nobody listened: the scheduler,
+		// which sleeps long while it hears every change, looks now.
+		l.Scheduled()
+	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

@@ -196,8 +196,22 @@ func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
 }
 
 // schedulerIdle is the longest the scheduler sleeps without looking, so that
-// what another process scheduled is not left waiting.
-const schedulerIdle = time.Minute
+// what another process scheduled is not left waiting. While every schedule
+// change reaches it (schedulesHeard), it sleeps up to schedulerHeardIdle:
+// an idle server then costs the database nothing for its scheduler.
+const (
+	schedulerIdle      = time.Minute
+	schedulerHeardIdle = time.Hour
+)
+
+// schedulesHeard reports whether every change of the schedule reaches the
+// scheduler at once (ScheduleChanged): on SQLite, where this process is the
+// only writer, always; on PostgreSQL while a Listener of this store listens
+// for the other nodes' notices (it tells the scheduler when it begins to,
+// for what it missed).
+func (db *DB) schedulesHeard() bool {
+	return db.dialect != postgresDialect || db.inboxes.on.Load()
+}
 
 // RunScheduler fires scheduled messages when they are due until ctx ends.
 func (db *DB) RunScheduler(ctx context.Context) {
@@ -211,7 +225,11 @@ func (db *DB) RunScheduler(ctx context.Context) {
 		case <-timer.C:
 		case <-db.scheduled:
 		}
-		wait := schedulerIdle
+		idle := schedulerIdle
+		if db.schedulesHeard() {
+			idle = schedulerHeardIdle
+		}
+		wait := idle
 		fired, more, err := db.FireDue(ctx)
 		if ctx.Err() == nil {
 			db.metrics().SchedulerRun(fired, err)
@@ -235,7 +253,7 @@ func (db *DB) RunScheduler(ctx context.Context) {
 				db.Logger.Error("read next scheduled message", "err", err)
 				wait = 5 * time.Second
 			} else if ok {
-				wait = min(max(next.Sub(db.Now()), 0), schedulerIdle)
+				wait = min(max(next.Sub(db.Now()), 0), idle)
 			}
 		}
 		if !timer.Stop() {
