@@ -397,8 +397,16 @@ func (db *DB) FindMessages(ctx context.Context, userID int64, since *tidings.Cur
 			return batch, nil
 		}
 	}
-	// An idle client's next poll comes from the head this read finds: the
-	// inbox it may leave there answers it without the database.
+	return db.findAndSeed(ctx, userID, since, limit)
+}
+
+// findAndSeed is FindMessages from the database, which leaves an empty
+// inbox at the head it found: an idle client's next poll comes from there,
+// and the inbox answers it without the database. It is a function of its
+// own so that FindMessages' frame stays small: a delivery answered from
+// memory runs on a goroutine with a small stack, and a larger frame made
+// each of them grow it.
+func (db *DB) findAndSeed(ctx context.Context, userID int64, since *tidings.Cursor, limit int) (*tidings.MessageBatch, error) {
 	mark := db.inboxes.mark(userID)
 	batch, head, err := db.findStoredMessages(ctx, userID, since, limit)
 	if err != nil {
