@@ -13,7 +13,8 @@ import (
 // (Server.AccessEnds): a request then costs no database read to
 // authenticate. What ends a credential sooner (logout, revocation, a
 // password or role change, a deleted user) is announced through the hub's
-// access changes, which empty the cache at once.
+// access changes, which send that user's cached answers back to the store
+// at once.
 //
 // When every end is heard, the answer is believed until the store wants
 // to be asked again (tidings.Auth's Recheck: the credential's use is due to

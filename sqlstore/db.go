@@ -669,6 +669,9 @@ type job struct {
 	// of recipients it makes may be shared with the batch's other such
 	// jobs (see recipientByLogin).
 	shares bool
+	// upkeep: fn is the store's own upkeep (see statementCounts), as its
+	// caller's context says; read once, when the write is submitted.
+	upkeep bool
 	err    error
 	stored bool          // its committed run stored messages
 	done   chan struct{} // closed once it ran, or once its caller leads (see submit)
@@ -681,13 +684,13 @@ type job struct {
 // once, when the database asks for a batch to be run again: it must leave
 // nothing but the database behind that a second run would not redo.
 func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
-	return db.submit(&job{ctx: ctx, fn: fn, done: make(chan struct{})})
+	return db.submit(&job{ctx: ctx, fn: fn, upkeep: isUpkeep(ctx), done: make(chan struct{})})
 }
 
 // writeSharing is write for a fn that changes no user, setting or
 // membership.
 func (db *DB) writeSharing(ctx context.Context, fn func(*Tx) error) error {
-	return db.submit(&job{ctx: ctx, fn: fn, shares: true, done: make(chan struct{})})
+	return db.submit(&job{ctx: ctx, fn: fn, shares: true, upkeep: isUpkeep(ctx), done: make(chan struct{})})
 }
 
 // submit runs a write in the next batch and returns once it ran. There is
@@ -851,7 +854,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	// write of the batch is (see statementCounts), each write's own as its
 	// caller's.
 	ctx := context.Background()
-	if !slices.ContainsFunc(batch, func(j *job) bool { return !isUpkeep(j.ctx) }) {
+	if !slices.ContainsFunc(batch, func(j *job) bool { return !j.upkeep }) {
 		ctx = upkeepCtx
 	}
 	began := time.Now()
@@ -908,7 +911,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 			continue
 		}
 		jctx := ctx
-		if isUpkeep(j.ctx) {
+		if j.upkeep {
 			jctx = upkeepCtx
 		}
 		tx := &Tx{tx: sqlTx, db: db, ctx: jctx, now: now, batch: stmts}

@@ -205,12 +205,12 @@ const (
 )
 
 // schedulesHeard reports whether every change of the schedule reaches the
-// scheduler at once (ScheduleChanged): on SQLite, where this process is the
-// only writer, always; on PostgreSQL while a Listener of this store listens
-// for the other nodes' notices (it tells the scheduler when it begins to,
-// for what it missed).
+// scheduler at once (ScheduleChanged): when every other node's commit is
+// heard, as every end of a credential is (see AccessEnds). The Listener
+// tells the scheduler when it begins to listen, for what it missed.
 func (db *DB) schedulesHeard() bool {
-	return db.dialect != postgresDialect || db.inboxes.on.Load()
+	heard, _ := db.AccessEnds()
+	return heard
 }
 
 // RunScheduler fires scheduled messages when they are due until ctx ends.
