@@ -124,13 +124,17 @@ type DB struct {
 	storedRead  func()        // tests: run after a read from the database, before it seeds an inbox
 	commits     atomic.Int64  // batches committed, but those of janitor rounds alone
 	guarded     atomic.Bool   // the last batch had a failing write: use savepoints
-	// What the SQLite writer keeps from batch to batch, as of the data
-	// version keptVersion (see writerConn.dataVersion): the lookups of
-	// recipients (see keptRecipients) and the inbox heads its commits left
-	// (see raiseHead). Only a batch's leader uses them.
+	// What the writer keeps from batch to batch: the lookups of recipients
+	// (see keptRecipients) and, on SQLite, the inbox heads its commits left
+	// (see raiseHead), both on SQLite as of the data version keptVersion
+	// (see writerConn.dataVersion). Only a batch's leader uses them.
 	recipients  map[recipientKey]recipient
 	heads       map[int64]int64
 	keptVersion int64
+	// On PostgreSQL the lookups of recipients are kept as of keptPeople:
+	// what the Listener had heard when the batch that made them began.
+	keptPeople    peopleSeen
+	peopleChanged atomic.Uint64 // other nodes' commits that may have changed people, as heard
 
 	// The writes waiting for a batch, and who runs it (see submit).
 	wmu     sync.Mutex
@@ -545,8 +549,8 @@ type batchStmts struct {
 	missing []string
 	ids     *eventIDs // nil: each event is inserted at once
 	// recipients are the lookups of recipientByLogin, shared by the
-	// sharing jobs that run one after another in a try, and on SQLite
-	// kept for the next batch once this one commits.
+	// sharing jobs that run one after another in a try, and kept for the
+	// next batch once this one commits (see keptRecipients).
 	recipients map[recipientKey]recipient
 	// heads are, on SQLite, the users' inbox heads as this try leaves them,
 	// kept for the next batch once it commits.
@@ -557,21 +561,45 @@ type batchStmts struct {
 const maxKeptRecipients = 10000
 
 // keptRecipients returns what a committed batch's lookups of recipients
-// leave for the next batch. On SQLite the store's batches make every
-// change to users, their settings and their muted projects, each in a job
-// that does not share (it forgets the lookups as it runs): until one
-// commits, the lookups hold, and a lone publish, the common case, reads no
-// recipient at all. Another process's commit (tidings user add, a second
-// server on the file) ends them too: the next batch finds SQLite's
-// data version changed. A login found unknown is not kept, so that a
-// publish to it looks again. On PostgreSQL other nodes change users at
-// any time, and nothing is kept.
-func (db *DB) keptRecipients(looked map[recipientKey]recipient) map[recipientKey]recipient {
-	if db.dialect == postgresDialect || len(looked) > maxKeptRecipients {
+// leave for the next batch, the try having begun when the Listener had
+// heard seen (PostgreSQL; nothing on SQLite). On SQLite the store's
+// batches make every change to users, their settings and their muted
+// projects, each in a job that does not share (it forgets the lookups as
+// it runs): until one commits, the lookups hold, and a lone publish, the
+// common case, reads no recipient at all. Another process's commit
+// (tidings user add, a second server on the file) ends them too: the next
+// batch finds SQLite's data version changed. On PostgreSQL other nodes
+// make such changes at any time, and tell of each in their commit's notice
+// (see notice.people): the lookups are kept while the Listener listens,
+// and only if nothing of the kind was heard, and listening did not start
+// again, since the try began. A change on another node is then heeded
+// once its notice arrives, moments after its commit, as the end of a
+// credential is. A login found unknown is not kept, so that a publish to
+// it looks again.
+func (db *DB) keptRecipients(looked map[recipientKey]recipient, seen peopleSeen) map[recipientKey]recipient {
+	if len(looked) > maxKeptRecipients {
 		return nil
+	}
+	if db.dialect == postgresDialect {
+		if now, heard := db.people(); !heard || now != seen {
+			return nil
+		}
+		db.keptPeople = seen
 	}
 	maps.DeleteFunc(looked, func(_ recipientKey, r recipient) bool { return !r.known })
 	return looked
+}
+
+// peopleSeen is what a PostgreSQL node has heard of the changes to people
+// other nodes made: how often its Listener began to listen, and how many
+// of its notices told of such a change since the process started.
+type peopleSeen struct{ listens, changes uint64 }
+
+// people returns what the node has heard of other nodes' changes to
+// people, and whether it hears them all: whether its Listener listens.
+func (db *DB) people() (peopleSeen, bool) {
+	heard, listens := db.AccessEnds()
+	return peopleSeen{listens, db.peopleChanged.Load()}, heard
 }
 
 func (tx *Tx) stmt(query string, write bool) (*sql.Stmt, error) {
@@ -861,6 +889,13 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	stmts.local = nil // a try's statements end with its transaction
 	stmts.ids = db.eventIDs.forBatch(db, len(batch))
 	stmts.recipients, db.recipients = db.recipients, nil // kept again only if this try commits
+	var seen peopleSeen
+	if db.dialect == postgresDialect {
+		var heard bool
+		if seen, heard = db.people(); !heard || seen != db.keptPeople {
+			stmts.recipients = nil // another node may have changed someone since they were looked up
+		}
+	}
 	stmts.heads, db.heads = db.heads, nil
 	for _, j := range batch {
 		j.err, j.stored = nil, false
@@ -903,7 +938,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	var deliveries []delivery
 	var events []any
 	var commits []committed
-	scheduled, swept, allSwept := false, false, true
+	scheduled, swept, allSwept, people := false, false, true, false
 	ran := 0
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
@@ -953,6 +988,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 			}
 		}
 		ran++
+		people = people || !j.shares
 		j.stored = len(tx.deliveries) > 0
 		ended = append(ended, tx.ended...)
 		published = append(published, tx.published...)
@@ -971,7 +1007,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 	if db.dialect.notifies {
 		// The notices are delivered by PostgreSQL at the commit, and only
 		// if it commits.
-		n := notice{node: db.Node, wake: deliveryUsers(deliveries), ended: ended, scheduled: scheduled, published: published, failures: failures}
+		n := notice{node: db.Node, wake: deliveryUsers(deliveries), ended: ended, scheduled: scheduled, published: published, failures: failures, people: people}
 		if lazyTx != nil {
 			lazyTx.last = true
 		}
@@ -1013,7 +1049,7 @@ func (db *DB) tryBatch(batch []*job, stmts *batchStmts, guarded bool) (retry, fa
 		db.commits.Add(1) // the janitor's next round has something to look at
 	}
 	db.metrics().BatchCommitted(ran, time.Since(began))
-	db.recipients = db.keptRecipients(stmts.recipients)
+	db.recipients = db.keptRecipients(stmts.recipients, seen)
 	if db.dialect != postgresDialect {
 		if len(stmts.heads) <= maxKeptRecipients {
 			db.heads = stmts.heads

@@ -35,12 +35,13 @@ type notice struct {
 	scheduled bool     // something was scheduled: look at what is due next
 	published []int64  // plain users who published, for the nodes' publish limits
 	failures  []string // failed logins, "address~login", for the nodes' login throttles
+	people    bool     // a user, their settings or a membership may have changed: see keptRecipients
 }
 
 // payloads encodes the notice as "n<node>" followed by "|a4,5" (ended
 // credentials, first, as on one node), "|m1,2,3" (wake-ups), "|p7"
-// (publishers), "|faddr~login;addr~login" (failed logins) and "|s"
-// (scheduled), each list without repeats, split into as many payloads as
+// (publishers), "|faddr~login;addr~login" (failed logins), "|s"
+// (scheduled) and "|r" (people changed), each list without repeats, split into as many payloads as
 // the size limit needs. Nothing to say is no payload.
 func (n notice) payloads() []string {
 	var out []string
@@ -83,6 +84,9 @@ func (n notice) payloads() []string {
 	if n.scheduled {
 		b.WriteString("|s")
 	}
+	if n.people {
+		b.WriteString("|r")
+	}
 	if strings.Contains(b.String(), "|") {
 		out = append(out, b.String())
 	}
@@ -101,6 +105,10 @@ func parseNotice(payload string) notice {
 	for part := range strings.SplitSeq(payload, "|") {
 		if part == "s" {
 			n.scheduled = true
+			continue
+		}
+		if part == "r" {
+			n.people = true
 			continue
 		}
 		if len(part) < 2 {
@@ -272,6 +280,9 @@ func (l *Listener) listen(ctx context.Context) error {
 			// memory of these users misses the other node's commit.
 			if ids := slices.Concat(got.wake, got.ended); len(ids) > 0 {
 				l.Store.inboxes.forget(ids...)
+			}
+			if got.people {
+				l.Store.peopleChanged.Add(1) // before any batch that follows looks a recipient up
 			}
 		}
 		if len(got.ended) > 0 {

@@ -28,6 +28,14 @@ func TestNotifyPayloadsRoundTrip(t *testing.T) {
 	if got := notifyPayloads("a1", nil, nil, true); len(got) != 1 || got[0] != "na1|s" {
 		t.Fatalf("only scheduled: %q", got)
 	}
+	// A change to people is said even when nothing else is.
+	people := notice{node: "a1", people: true}.payloads()
+	if len(people) != 1 || people[0] != "na1|r" || !parseNotice(people[0]).people {
+		t.Fatalf("people changed: %q", people)
+	}
+	if parseNotice(got[0]).people {
+		t.Fatalf("%q parsed as a change to people", got[0])
+	}
 	// Unknown parts and bad numbers are skipped.
 	if _, wake, _, _ := parseNotifyPayload("nb|x1,2|m4,zz,-3,6"); !slices.Equal(wake, []int64{4, 6}) {
 		t.Fatalf("parsed wake %v", wake)

@@ -883,7 +883,7 @@ func (tx *Tx) recipientByLogin(login string, projectID int64) (id int64, known, 
 // recipientKey and recipient are a lookup of recipientByLogin and its
 // answer. Jobs that change no user, setting or membership share them
 // within a try of a batch: many publishes to the same people, committed
-// together, look each of them up once. On SQLite the next batches share
+// together, look each of them up once. The next batches share
 // them too (see keptRecipients).
 type recipientKey struct {
 	login     string
