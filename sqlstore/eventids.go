@@ -84,7 +84,7 @@ func (e *eventIDs) take(tx *Tx) (int64, error) {
 		return id, nil
 	}
 	if len(e.free) == 0 {
-		rows, err := tx.query(`SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, ?)`, max(e.want, 1))
+		rows, err := tx.query(takeEventIDs, max(e.want, 1))
 		if err != nil {
 			return 0, err
 		}
@@ -105,6 +105,12 @@ func (e *eventIDs) take(tx *Tx) (int64, error) {
 	e.free = e.free[1:]
 	return id, nil
 }
+
+// takeEventIDs takes ids from the PostgreSQL sequence of the events. What
+// it takes no rollback gives back, so it runs outside a batch's
+// transaction as well as in it: a batch of publishes that needs ids still
+// begins none (see pgLazyTx.outside).
+const takeEventIDs = `SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, ?)`
 
 // forget makes SQLite's count start again from the database: after a
 // batch that did not commit, or whose ids another writer took.

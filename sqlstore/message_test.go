@@ -142,7 +142,9 @@ func TestCursorFromAnotherDatabaseIsRefused(t *testing.T) {
 // statement needs no transaction of its own: the statement commits by
 // itself. A lone publish to one person is then two statements, the
 // recipient's lookup and the batch (BEGIN and COMMIT were two more), and
-// its messages arrive as ever: each once, in order.
+// its messages arrive as ever: each once, in order. One that takes event
+// ids from the sequence takes them outside a transaction too: a third
+// statement, and still no BEGIN or COMMIT.
 func TestALonePublishOnPostgresIsTwoStatements(t *testing.T) {
 	postgresOnly(t)
 	db := MustOpenDB(t)
@@ -154,7 +156,7 @@ func TestALonePublishOnPostgresIsTwoStatements(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	publish("m0") // takes event ids from the sequence ahead, in a transaction
+	publish("m0") // takes event ids from the sequence ahead, and prepares
 	for i := 1; i <= 3; i++ {
 		before := db.Statements()
 		publish(fmt.Sprintf("m%d", i))
@@ -164,6 +166,20 @@ func TestALonePublishOnPostgresIsTwoStatements(t *testing.T) {
 	}
 	if got := everything(t, db, bob); got != "m0,m1,m2,m3" {
 		t.Fatalf("bob has %q, want m0,m1,m2,m3", got)
+	}
+	// The ids taken ahead run out within as many publishes again as were
+	// taken (32, and a few): none of these publishes is more than three.
+	var want []string
+	for i := 4; i < 50; i++ {
+		before := db.Statements()
+		publish(fmt.Sprintf("m%d", i))
+		if sent := db.Statements() - before; sent > 3 {
+			t.Errorf("publish %d sent %d statements, want 2, or 3 to take event ids", i, sent)
+		}
+		want = append(want, fmt.Sprintf("m%d", i))
+	}
+	if got := everything(t, db, bob); got != "m0,m1,m2,m3,"+strings.Join(want, ",") {
+		t.Fatalf("bob has %q", got)
 	}
 }
 

@@ -16,7 +16,8 @@ import (
 // COMMITTED, where every statement sees the commits made before it; and
 // when no write came before it, the last statement commits by itself. A
 // lone publish then costs PostgreSQL two round trips instead of four: no
-// BEGIN, no COMMIT.
+// BEGIN, no COMMIT (one, the batch's statement, when its recipients were
+// looked up before; see keptRecipients).
 //
 // What is not plainly a read (plainRead) begins the transaction first, so
 // a job that writes after all (a scheduled message) or locks has its
@@ -39,9 +40,10 @@ func (t *pgLazyTx) begin() error {
 }
 
 // outside reports whether a statement runs outside the transaction,
-// without beginning it.
+// without beginning it: a plain read, the batch's last statement, or the
+// taking of event ids, whose effect no transaction could undo.
 func (t *pgLazyTx) outside(query string) bool {
-	return t.tx == nil && (t.last || plainRead(query))
+	return t.tx == nil && (t.last || plainRead(query) || query == takeEventIDs)
 }
 
 func (t *pgLazyTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
