@@ -1,7 +1,9 @@
 package sqlstore_test
 
 import (
+	"context"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -115,3 +117,63 @@ func BenchmarkPublishDurableTwoNodes(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
 	b.ReportMetric(float64(nodes[0].Statements()+nodes[1].Statements()-sent)/float64(b.N), "statements/publish")
 }
+
+// BenchmarkJanitor measures what deleting expired messages costs: each
+// iteration expires 20,000 messages (and their events) and sweeps them.
+// It reports the cost per message swept and the longest a janitor write
+// held the writer, the wait a publish meanwhile may have to add.
+func BenchmarkJanitor(b *testing.B) {
+	b.Run(dialectName(), func(b *testing.B) {
+		const expired = 20000
+		clock := newTestClock()
+		hold := &holdRecorder{}
+		db := MustOpenDB(b, withClock(clock), func(db *sqlstore.DB) { db.Metrics = hold })
+		ctx := as(MustCreateUser(b, db, "alice", true))
+		MustCreateUser(b, db, "bob", false)
+		for b.Loop() {
+			b.StopTimer()
+			var wg sync.WaitGroup
+			for range 32 {
+				wg.Go(func() {
+					for range expired / 32 {
+						if _, err := db.PublishMessage(ctx, &tidings.Publication{Recipients: []string{"bob"}, Text: "soon gone", TTL: time.Minute}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			clock.Advance(2 * time.Minute)
+			hold.reset()
+			b.StartTimer()
+			swept, err := db.DeleteExpired(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if swept.Messages != expired/32*32 {
+				b.Fatalf("swept %d messages, want %d", swept.Messages, expired/32*32)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*expired), "µs/message")
+		b.ReportMetric(float64(hold.longest().Microseconds())/1000, "ms-longest-write")
+	})
+}
+
+// holdRecorder keeps the longest batch since its reset.
+type holdRecorder struct {
+	mu  sync.Mutex
+	max time.Duration
+}
+
+func (h *holdRecorder) BatchCommitted(_ int, took time.Duration) {
+	h.mu.Lock()
+	h.max = max(h.max, took)
+	h.mu.Unlock()
+}
+func (h *holdRecorder) reset()                         { h.mu.Lock(); h.max = 0; h.mu.Unlock() }
+func (h *holdRecorder) longest() time.Duration         { h.mu.Lock(); defer h.mu.Unlock(); return h.max }
+func (h *holdRecorder) PublishCommitted(time.Duration) {}
+func (h *holdRecorder) JanitorRun(error)               {}
+func (h *holdRecorder) SchedulerRun(int, error)        {}
+func (h *holdRecorder) DatabaseError(string)           {}
