@@ -2,6 +2,8 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,6 +130,64 @@ func TestJanitorNeverLeavesAMessageWithoutItsEvent(t *testing.T) {
 		if m.Text == "" {
 			t.Fatalf("a blank message was delivered: %+v", m)
 		}
+	}
+}
+
+// The janitor sweeps everything expired, however much, in writes of a
+// bounded size, so that publishes meanwhile never wait long for the
+// writer; what has not expired stays, whole.
+func TestJanitorSweepsMuchInSmallWrites(t *testing.T) {
+	clock := newTestClock()
+	rec := &recorder{}
+	db := MustOpenDB(t, withClock(clock), func(db *sqlstore.DB) { db.Metrics = rec })
+	admin := MustCreateUser(t, db, "admin", true)
+	bob := MustCreateUser(t, db, "bob", false)
+	const expiring, staying = 1200, 40
+	var wg sync.WaitGroup
+	for p := range 8 {
+		wg.Go(func() {
+			for i := range (expiring + staying) / 8 {
+				pub := tidings.Publication{Recipients: []string{"bob"}, Text: "soon gone", TTL: time.Minute}
+				if n := p*((expiring+staying)/8) + i; n >= expiring {
+					pub.Text, pub.TTL = fmt.Sprintf("stays %d", n-expiring), time.Hour
+				}
+				if _, err := db.PublishMessage(as(admin), &pub); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	clock.Advance(2 * time.Minute)
+	rec.mu.Lock()
+	before := len(rec.batches)
+	rec.mu.Unlock()
+	swept, err := db.DeleteExpired(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if swept.Messages != expiring || swept.Events != expiring {
+		t.Errorf("swept %d messages and %d events, want %d of each", swept.Messages, swept.Events, expiring)
+	}
+	rec.mu.Lock()
+	writes := rec.batches[before:]
+	rec.mu.Unlock()
+	if len(writes) < 3 {
+		t.Errorf("%d messages were swept in %d writes: a write that long keeps publishes waiting", expiring, len(writes))
+	}
+	b, err := db.FindMessages(context.Background(), bob.ID, &tidings.Cursor{Epoch: db.Epoch(), UserID: bob.ID}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stays := map[string]bool{}
+	for _, m := range b.Messages {
+		if !strings.HasPrefix(m.Text, "stays ") {
+			t.Fatalf("bob still reads %q after the janitor swept", m.Text)
+		}
+		stays[m.Text] = true
+	}
+	if len(stays) != staying {
+		t.Errorf("bob reads %d of the %d messages that had not expired", len(stays), staying)
 	}
 }
 
