@@ -41,8 +41,9 @@ type notice struct {
 // payloads encodes the notice as "n<node>" followed by "|a4,5" (ended
 // credentials, first, as on one node), "|m1,2,3" (wake-ups), "|p7"
 // (publishers), "|faddr~login;addr~login" (failed logins), "|s"
-// (scheduled) and "|r" (people changed), each list without repeats, split into as many payloads as
-// the size limit needs. Nothing to say is no payload.
+// (scheduled) and "|r" (people changed), each list without repeats, split
+// into as many payloads as the size limit needs. Nothing to say is no
+// payload.
 func (n notice) payloads() []string {
 	var out []string
 	var b strings.Builder
