@@ -126,8 +126,8 @@ func BenchmarkJanitor(b *testing.B) {
 	b.Run(dialectName(), func(b *testing.B) {
 		const expired = 20000
 		clock := newTestClock()
-		hold := &holdRecorder{}
-		db := MustOpenDB(b, withClock(clock), func(db *sqlstore.DB) { db.Metrics = hold })
+		rec := &recorder{}
+		db := MustOpenDB(b, withClock(clock), func(db *sqlstore.DB) { db.Metrics = rec })
 		ctx := as(MustCreateUser(b, db, "alice", true))
 		MustCreateUser(b, db, "bob", false)
 		for b.Loop() {
@@ -145,7 +145,9 @@ func BenchmarkJanitor(b *testing.B) {
 			}
 			wg.Wait()
 			clock.Advance(2 * time.Minute)
-			hold.reset()
+			rec.mu.Lock()
+			rec.longest = 0
+			rec.mu.Unlock()
 			b.StartTimer()
 			swept, err := db.DeleteExpired(context.Background())
 			if err != nil {
@@ -156,24 +158,8 @@ func BenchmarkJanitor(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*expired), "µs/message")
-		b.ReportMetric(float64(hold.longest().Microseconds())/1000, "ms-longest-write")
+		rec.mu.Lock()
+		b.ReportMetric(float64(rec.longest.Microseconds())/1000, "ms-longest-write")
+		rec.mu.Unlock()
 	})
 }
-
-// holdRecorder keeps the longest batch since its reset.
-type holdRecorder struct {
-	mu  sync.Mutex
-	max time.Duration
-}
-
-func (h *holdRecorder) BatchCommitted(_ int, took time.Duration) {
-	h.mu.Lock()
-	h.max = max(h.max, took)
-	h.mu.Unlock()
-}
-func (h *holdRecorder) reset()                         { h.mu.Lock(); h.max = 0; h.mu.Unlock() }
-func (h *holdRecorder) longest() time.Duration         { h.mu.Lock(); defer h.mu.Unlock(); return h.max }
-func (h *holdRecorder) PublishCommitted(time.Duration) {}
-func (h *holdRecorder) JanitorRun(error)               {}
-func (h *holdRecorder) SchedulerRun(int, error)        {}
-func (h *holdRecorder) DatabaseError(string)           {}

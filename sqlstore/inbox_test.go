@@ -16,10 +16,10 @@ import (
 // listenFor makes db keep the messages it commits in memory on PostgreSQL
 // too, as serve does: a Listener naming the store tells it of the other
 // nodes' commits. On SQLite it does nothing.
-func listenFor(tb testing.TB, db *sqlstore.DB) {
+func listenFor(tb testing.TB, db *sqlstore.DB) (stop func()) {
 	tb.Helper()
 	if !db.Postgres() {
-		return
+		return func() {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	connected := make(chan struct{})
@@ -32,12 +32,14 @@ func listenFor(tb testing.TB, db *sqlstore.DB) {
 			}
 		}}
 	wg.Go(func() { l.Run(ctx) })
-	tb.Cleanup(func() { cancel(); wg.Wait() })
+	stop = func() { cancel(); wg.Wait() }
+	tb.Cleanup(stop)
 	select {
 	case <-connected:
 	case <-time.After(10 * time.Second):
 		tb.Fatal("the listener did not connect")
 	}
+	return stop
 }
 
 // sameBatch compares two answers to the same read: the messages (every

@@ -161,7 +161,8 @@ type Listener struct {
 	// itself it skips, since its hub was woken at the commit already.
 	Node string
 
-	// Notifier is the node's hub.
+	// Notifier is the node's hub; nil wakes no one, and the Store still
+	// learns of what it hears.
 	Notifier Notifier
 
 	// Store, if set, is this node's store: while the Listener listens, the
@@ -269,7 +270,7 @@ func (l *Listener) listen(ctx context.Context) error {
 			}
 			return err
 		}
-		if n.Channel != NotifyChannel || l.Notifier == nil {
+		if n.Channel != NotifyChannel {
 			continue
 		}
 		got := parseNotice(n.Payload)
@@ -286,10 +287,10 @@ func (l *Listener) listen(ctx context.Context) error {
 				l.Store.peopleChanged.Add(1) // before any batch that follows looks a recipient up
 			}
 		}
-		if len(got.ended) > 0 {
+		if len(got.ended) > 0 && l.Notifier != nil {
 			l.Notifier.NotifyAccess(got.ended...)
 		}
-		if len(got.wake) > 0 {
+		if len(got.wake) > 0 && l.Notifier != nil {
 			l.Notifier.Notify(got.wake...)
 		}
 		if got.scheduled && l.Scheduled != nil {

@@ -16,16 +16,18 @@ import (
 type recorder struct {
 	mu        sync.Mutex
 	batches   []int
+	longest   time.Duration // the longest batch
 	publishes int
 	janitor   []error
 	fired     int
 	errors    map[string]int
 }
 
-func (r *recorder) BatchCommitted(writes int, _ time.Duration) {
+func (r *recorder) BatchCommitted(writes int, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.batches = append(r.batches, writes)
+	r.longest = max(r.longest, took)
 }
 
 func (r *recorder) PublishCommitted(time.Duration) {

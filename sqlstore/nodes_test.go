@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tidings/tidings"
 	"github.com/tidings/tidings/sqlstore"
@@ -213,17 +212,7 @@ func TestRecipientsChangedOnAnotherNodeAreHeeded(t *testing.T) {
 	db, other := mustOpen(t, source), mustOpen(t, source)
 	admin := MustCreateUser(t, db, "admin", true)
 	bob := MustCreateUser(t, db, "bob", false)
-	ctx, cancel := context.WithCancel(context.Background())
-	up := make(chan bool, 4)
-	l := &sqlstore.Listener{URL: source, Node: db.Node, Store: db, Notifier: nopNotifier{}, Connected: func(c bool) { up <- c }}
-	var wg sync.WaitGroup
-	wg.Go(func() { l.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
-	select {
-	case <-up:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the listener did not connect")
-	}
+	stopListening := listenFor(t, db)
 	toBob := tidings.Publication{Recipients: []string{"bob"}, Text: "hello"}
 	stored := func() (int, error) {
 		res, err := db.PublishMessage(as(admin), &toBob)
@@ -249,25 +238,15 @@ func TestRecipientsChangedOnAnotherNodeAreHeeded(t *testing.T) {
 	if _, err := other.UpdateSettings(as(bob), tidings.SettingsUpdate{Messages: &off}); err != nil {
 		t.Fatal(err)
 	}
-	heeded := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("5 s after %s on the other node, a publish did not heed it", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	heeded("bob turned messages off", func() bool { n, err := stored(); return err == nil && n == 0 })
+	waitFor(t, "a publish to heed bob turning messages off on the other node", func() bool { n, err := stored(); return err == nil && n == 0 })
 	if _, err := other.UpdateSettings(as(bob), tidings.SettingsUpdate{Messages: &on}); err != nil {
 		t.Fatal(err)
 	}
-	heeded("bob turned messages on", func() bool { n, err := stored(); return err == nil && n == 1 })
+	waitFor(t, "a publish to heed bob turning messages on on the other node", func() bool { n, err := stored(); return err == nil && n == 1 })
 	if err := other.DeleteUser(tidings.NewSystemContext(context.Background()), "bob"); err != nil {
 		t.Fatal(err)
 	}
-	heeded("bob was deleted", func() bool { _, err := stored(); return tidings.ErrorCode(err) == tidings.EINVALID })
+	waitFor(t, "a publish to heed bob deleted on the other node", func() bool { _, err := stored(); return tidings.ErrorCode(err) == tidings.EINVALID })
 
 	// Without the Listener nothing is kept: a change is seen at once.
 	carol := MustCreateUser(t, db, "carol", false)
@@ -275,8 +254,7 @@ func TestRecipientsChangedOnAnotherNodeAreHeeded(t *testing.T) {
 	if n, err := stored(); err != nil || n != 1 {
 		t.Fatalf("to carol: stored for %d recipients (%v), want 1", n, err)
 	}
-	cancel()
-	wg.Wait()
+	stopListening()
 	if _, err := other.UpdateSettings(as(carol), tidings.SettingsUpdate{Messages: &off}); err != nil {
 		t.Fatal(err)
 	}
@@ -284,8 +262,3 @@ func TestRecipientsChangedOnAnotherNodeAreHeeded(t *testing.T) {
 		t.Errorf("carol turned messages off on the other node while this one did not listen: stored for %d (%v), want 0", n, err)
 	}
 }
-
-type nopNotifier struct{}
-
-func (nopNotifier) Notify(...int64)       {}
-func (nopNotifier) NotifyAccess(...int64) {}
